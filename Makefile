@@ -1,0 +1,68 @@
+# vggtl - one plain Makefile. Objects under build/.
+#   make            vggtl and the shim
+#   make test       every test (C unit, CLI, interop with Debian's python3-torch)
+#   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make demo       the seed workflow end to end
+#   make bench      speed and memory against Python, as ratios
+#   make deps       install the Debian packages (root)
+
+CC      ?= cc
+SAN     ?=
+PYTHON  ?= /usr/bin/python3
+CSTD     = -std=c11 -D_GNU_SOURCE
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -Iinclude $(shell pkg-config --cflags libcjson 2>/dev/null)
+LDLIBS  += -lz -lcjson -lm
+
+ifeq ($(SAN),1)
+CC      = clang
+BUILD   = build/san
+CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   = build
+endif
+
+LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c \
+          src/model.c src/model_repr.c src/model_write.c
+CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
+          src/cmd_save_weights.c src/cmd_verify.c
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
+UNIT    = test_zip
+UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
+
+.PHONY: all test unit check-cli demo bench deps clean fuzz
+
+all: $(BUILD)/vggtl
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
+
+$(BUILD)/libvt.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/vggtl: $(CMD_OBJ) $(BUILD)/libvt.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@[ "$(BUILD)" = build ] || ln -sf san/vggtl build/vggtl-san
+
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libvt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -Wno-missing-prototypes $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvt.a $(LDLIBS)
+
+deps:
+	sh tools/install-deps.sh
+
+test: deps $(BUILD)/vggtl $(UNIT_BIN)
+	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
+
+demo: deps $(BUILD)/vggtl
+	sh tools/demo.sh $(BUILD)/vggtl
+
+bench: deps $(BUILD)/vggtl
+	PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
+
+clean:
+	rm -rf build

@@ -1,0 +1,141 @@
+/* vt_pth.h - torch.save files: reading them as a value tree with tensors, and writing them.
+ *
+ * Reading (pth.c): zip (PyTorch >= 1.6) or legacy (pre-1.6 pickle stream) containers; the
+ * pickle is run by the allow-listed unpickler of vt_pickle.h with torch's persistent ids and
+ * tensor rebuild functions as hooks.  Tensor data is never read: a storage records where its
+ * bytes are, so a writer can stream them from the source.
+ *
+ * Writing (pth_write.c): the zip layout of torch 1.13 (vt_zip.h) with a protocol-2 pickle:
+ * state_dicts that load with torch.load(weights_only=True), and whole VGG models.
+ */
+#ifndef VT_PTH_H
+#define VT_PTH_H
+
+#include <stdint.h>
+
+#include "vt_io.h"
+#include "vt_pickle.h"
+#include "vt_zip.h"
+
+#define VT_MAX_DIMS 16
+
+enum vt_dtype {
+	VT_F32, VT_F64, VT_F16, VT_BF16, VT_I64, VT_I32, VT_I16, VT_I8, VT_U8, VT_BOOL,
+	VT_C64, VT_C128, VT_DTYPE_COUNT
+};
+
+struct vt_dtype_info {
+	const char *name;    /* "float32", as in torch.float32 */
+	const char *storage; /* legacy storage class: "FloatStorage" */
+	int size;            /* bytes per element */
+};
+
+const struct vt_dtype_info *vt_dtype_info(int dtype);
+
+/* How a generated storage is filled (fresh networks, added layers). */
+enum vt_init_kind { VT_INIT_NONE, VT_INIT_NORMAL, VT_INIT_UNIFORM, VT_INIT_CONST };
+struct vt_init {
+	enum vt_init_kind kind;
+	double a;      /* NORMAL: std; UNIFORM: bound (values in [-a, a)); CONST: the value */
+	uint64_t seed; /* per storage: the stream does not depend on how it is chunked */
+};
+
+/* The deterministic generator behind VT_INIT_* (xoshiro256**, Box-Muller normals). */
+struct vt_rng {
+	uint64_t s[4];
+	int has_spare;
+	double spare;
+};
+void vt_rng_seed(struct vt_rng *r, uint64_t seed);
+double vt_rng_uniform(struct vt_rng *r); /* [0, 1) */
+double vt_rng_normal(struct vt_rng *r);
+/* Fills n consecutive float32 values of a generated storage; r must be seeded with
+ * init->seed before the first call. */
+void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n);
+
+enum vt_storage_src { VT_STORAGE_FILE, VT_STORAGE_INIT };
+
+struct vt_storage {
+	char *key;               /* key in the source file (opaque string) */
+	int dtype;
+	uint64_t numel;          /* elements of dtype */
+	char *location;          /* "cpu", "cuda:0"... as saved; ignored when loading */
+	enum vt_storage_src src;
+	/* VT_STORAGE_FILE */
+	const struct vt_zip_entry *entry; /* zip record, or NULL for legacy */
+	uint64_t offset;         /* first data byte in the source file (stored records, legacy) */
+	int resolved;            /* legacy: offset known */
+	/* VT_STORAGE_INIT */
+	struct vt_init init;
+	/* writer scratch */
+	int out_index;
+};
+
+struct vt_tensor {
+	struct vt_storage *storage;
+	int dtype;
+	int ndim;
+	int64_t size[VT_MAX_DIMS], stride[VT_MAX_DIMS];
+	int64_t offset;          /* in elements */
+	int requires_grad;
+	int is_param;            /* came from _rebuild_parameter (whole-model files) */
+};
+
+enum { VT_EXT_TENSOR = 1, VT_EXT_STORAGE = 2 };
+
+struct vt_pth {
+	struct vt_src src;
+	int is_zip;
+	struct vt_zip zip;
+	struct vt_unpickler up;
+	struct vt_pk *root;
+	struct vt_storage **storages;
+	size_t nstorages, storages_cap;
+	char *name;              /* file name for messages (owned) */
+};
+
+/* Opens path and unpickles it. Storage bytes are not read. */
+int vt_pth_open(struct vt_pth *pth, const char *path, struct vt_err *err);
+/* The same on an already open source (owned by the caller; fuzzers use memory sources). */
+int vt_pth_open_src(struct vt_pth *pth, const struct vt_src *src, struct vt_err *err);
+void vt_pth_close(struct vt_pth *pth);
+
+/* The tensor inside a pickle value, or NULL. */
+struct vt_tensor *vt_pk_tensor(const struct vt_pk *v);
+/* Bytes a tensor's storage holds. */
+uint64_t vt_storage_nbytes(const struct vt_storage *s);
+/* Checks every zip record CRC and that every tensor fits its storage. */
+int vt_pth_verify(struct vt_pth *pth, struct vt_err *err);
+
+/* The writer: a pickle being emitted plus the storages its tensors referenced, numbered
+ * 0..n-1 in the order first met (as torch.save does).  Usage: init, PROTO and objects with
+ * the vt_pkw_* calls on w->pk and vt_pthw_tensor for tensors, then vt_pthw_save. */
+struct vt_pthw {
+	struct vt_pkw pk;
+	const struct vt_storage **stor;
+	size_t n, cap;
+	int oom;
+};
+
+void vt_pthw_init(struct vt_pthw *w);
+void vt_pthw_release(struct vt_pthw *w);
+/* Emits _rebuild_tensor_v2(...) for t, wrapped in _rebuild_parameter(...) when as_param. */
+void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param);
+/* Ends the pickle (STOP) and writes the archive atomically to path; VT_STORAGE_FILE bytes
+ * are copied from src. */
+int vt_pthw_save(struct vt_pthw *w, const char *path, const struct vt_src *src, struct vt_err *err);
+
+/* A state_dict: tensors by name, in order, and the _metadata module versions. */
+struct vt_named {
+	const char *name;
+	const struct vt_tensor *t;
+};
+struct vt_meta {
+	const char *prefix; /* module path without the trailing dot; "" is the root */
+	int version;
+};
+/* Writes the state_dict form (torch.save(model.state_dict())); loads with weights_only=True. */
+int vt_pth_write_state_dict(const char *path, const struct vt_src *src, const struct vt_named *t,
+			    size_t n, const struct vt_meta *meta, size_t nmeta, struct vt_err *err);
+
+#endif

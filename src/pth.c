@@ -1,0 +1,581 @@
+/* pth.c - reading torch.save files (see include/vt_pth.h).
+ *
+ * Formats (shared/research/pth-format.md): zip containers with "<archive>/data.pkl",
+ * "<archive>/data/<key>" and "<archive>/version" (section 1), and the legacy stream of
+ * pickles: magic number, protocol version 1001, sys_info, the object, the storage keys, then
+ * each storage as an int64 element count and its bytes (section 3).
+ *
+ * torch knowledge lives in the three unpickler hooks below: find_class (the allow-list),
+ * persistent_load (storages) and reduce (tensor rebuild functions, OrderedDict, set).
+ * Not supported: legacy view metadata (files from before PyTorch 1.0), the pre-0.3 tar
+ * layout, big-endian files, quantized, sparse and meta tensors, TorchScript archives.
+ */
+#include "vt_pth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct vt_dtype_info dtypes[VT_DTYPE_COUNT] = {
+	[VT_F32] = { "float32", "FloatStorage", 4 },
+	[VT_F64] = { "float64", "DoubleStorage", 8 },
+	[VT_F16] = { "float16", "HalfStorage", 2 },
+	[VT_BF16] = { "bfloat16", "BFloat16Storage", 2 },
+	[VT_I64] = { "int64", "LongStorage", 8 },
+	[VT_I32] = { "int32", "IntStorage", 4 },
+	[VT_I16] = { "int16", "ShortStorage", 2 },
+	[VT_I8] = { "int8", "CharStorage", 1 },
+	[VT_U8] = { "uint8", "ByteStorage", 1 },
+	[VT_BOOL] = { "bool", "BoolStorage", 1 },
+	[VT_C64] = { "complex64", "ComplexFloatStorage", 8 },
+	[VT_C128] = { "complex128", "ComplexDoubleStorage", 16 },
+};
+
+const struct vt_dtype_info *vt_dtype_info(int dtype)
+{
+	return dtype >= 0 && dtype < VT_DTYPE_COUNT ? &dtypes[dtype] : NULL;
+}
+
+uint64_t vt_storage_nbytes(const struct vt_storage *s)
+{
+	return s->numel * (uint64_t)dtypes[s->dtype].size;
+}
+
+struct vt_tensor *vt_pk_tensor(const struct vt_pk *v)
+{
+	return v && v->kind == VT_PK_EXT && v->u.ext.type == VT_EXT_TENSOR ? v->u.ext.p : NULL;
+}
+
+static struct vt_storage *pk_storage(const struct vt_pk *v)
+{
+	return v && v->kind == VT_PK_EXT && v->u.ext.type == VT_EXT_STORAGE ? v->u.ext.p : NULL;
+}
+
+/* ---- find_class: the allow-list ------------------------------------------------------- */
+
+enum tag {
+	T_ORDEREDDICT, T_SET, T_REBUILD_V1, T_REBUILD_V2, T_REBUILD_V3, T_REBUILD_PARAM,
+	T_REBUILD_PARAM_STATE, T_REBUILD_FROM_TYPE, T_INERT_TYPE, T_SIZE, T_DEVICE, T_MODULE,
+	T_STORAGE = 100, /* + dtype */
+	T_DTYPE = 200,   /* + dtype */
+	T_UNTYPED_STORAGE = 300
+};
+
+static const struct {
+	const char *module, *name;
+	int tag;
+} allowed[] = {
+	{ "collections", "OrderedDict", T_ORDEREDDICT },
+	{ "builtins", "set", T_SET },
+	{ "__builtin__", "set", T_SET },
+	{ "torch._utils", "_rebuild_tensor", T_REBUILD_V1 },
+	{ "torch._utils", "_rebuild_tensor_v2", T_REBUILD_V2 },
+	{ "torch._utils", "_rebuild_tensor_v3", T_REBUILD_V3 },
+	{ "torch._utils", "_rebuild_parameter", T_REBUILD_PARAM },
+	{ "torch._utils", "_rebuild_parameter_with_state", T_REBUILD_PARAM_STATE },
+	{ "torch._tensor", "_rebuild_from_type_v2", T_REBUILD_FROM_TYPE },
+	{ "torch.nn.parameter", "Parameter", T_INERT_TYPE },
+	{ "torch", "Tensor", T_INERT_TYPE },
+	{ "torch", "Size", T_SIZE },
+	{ "torch", "device", T_DEVICE },
+	{ "torch.storage", "UntypedStorage", T_UNTYPED_STORAGE },
+	{ "torch", "UntypedStorage", T_UNTYPED_STORAGE },
+	{ "torchvision.models.vgg", "VGG", T_MODULE },
+	{ "torch.nn.modules.container", "Sequential", T_MODULE },
+	{ "torch.nn.modules.conv", "Conv2d", T_MODULE },
+	{ "torch.nn.modules.batchnorm", "BatchNorm2d", T_MODULE },
+	{ "torch.nn.modules.activation", "ReLU", T_MODULE },
+	{ "torch.nn.modules.pooling", "MaxPool2d", T_MODULE },
+	{ "torch.nn.modules.pooling", "AdaptiveAvgPool2d", T_MODULE },
+	{ "torch.nn.modules.linear", "Linear", T_MODULE },
+	{ "torch.nn.modules.dropout", "Dropout", T_MODULE },
+	{ "torch.nn.modules.flatten", "Flatten", T_MODULE },
+	{ "torch.nn.parallel.data_parallel", "DataParallel", T_MODULE },
+	{ "torch.nn.parallel.distributed", "DistributedDataParallel", T_MODULE },
+};
+
+static int find_class(void *ctx, const char *module, const char *name, struct vt_err *err)
+{
+	size_t i;
+	int d;
+
+	(void)ctx;
+	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (strcmp(allowed[i].module, module) == 0 && strcmp(allowed[i].name, name) == 0)
+			return allowed[i].tag;
+	/* storage classes: torch.FloatStorage, torch.cuda.FloatStorage (the module is ignored,
+	 * as torch's own loader does) */
+	if (strncmp(module, "torch", 5) == 0 && (module[5] == '\0' || module[5] == '.'))
+		for (d = 0; d < VT_DTYPE_COUNT; d++) {
+			if (strcmp(name, dtypes[d].storage) == 0)
+				return T_STORAGE + d;
+			if (strcmp(module, "torch") == 0 && strcmp(name, dtypes[d].name) == 0)
+				return T_DTYPE + d;
+		}
+	return vt_err_set(err, VT_EUNSAFE,
+			  "global '%s.%s' is not allowed: vggtl loads tensors and VGG modules only, and never runs code from a file",
+			  module, name);
+}
+
+/* ---- persistent_load: storages -------------------------------------------------------- */
+
+static int storage_class_dtype(const struct vt_pk *cls)
+{
+	if (!cls || cls->kind != VT_PK_GLOBAL)
+		return -1;
+	if (cls->u.global.tag >= T_STORAGE && cls->u.global.tag < T_STORAGE + VT_DTYPE_COUNT)
+		return cls->u.global.tag - T_STORAGE;
+	if (cls->u.global.tag == T_UNTYPED_STORAGE)
+		return VT_U8;
+	return -1;
+}
+
+static int add_storage(struct vt_pth *pth, struct vt_storage *s, struct vt_err *err)
+{
+	if (pth->nstorages == pth->storages_cap) {
+		size_t ncap = pth->storages_cap ? pth->storages_cap * 2 : 64;
+		struct vt_storage **p = realloc(pth->storages, ncap * sizeof(*p));
+		if (!p)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		pth->storages = p;
+		pth->storages_cap = ncap;
+	}
+	pth->storages[pth->nstorages++] = s;
+	return 0;
+}
+
+static struct vt_storage *find_storage(struct vt_pth *pth, const char *key)
+{
+	size_t i;
+
+	for (i = pth->nstorages; i-- > 0;)
+		if (strcmp(pth->storages[i]->key, key) == 0)
+			return pth->storages[i];
+	return NULL;
+}
+
+static char *arena_strdup(struct vt_unpickler *u, const char *s, size_t n)
+{
+	char *p = vt_arena_alloc(&u->arena, n + 1);
+
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static int persistent_load(void *ctx, struct vt_unpickler *u, struct vt_pk *pid, struct vt_pk **out,
+			   struct vt_err *err)
+{
+	struct vt_pth *pth = ctx;
+	struct vt_pk **it;
+	struct vt_storage *s;
+	int n = vt_pk_seq_len(pid), dtype;
+	const char *key;
+
+	if (pid->kind != VT_PK_TUPLE || n < 1)
+		return vt_err_set(err, VT_EFORMAT, "persistent id is not a tuple");
+	it = pid->u.seq.items;
+	if (vt_pk_is_str(it[0], "module") && n == 4) {
+		*out = it[1]; /* legacy whole-model files: the class, first time it is met */
+		if (it[1]->kind != VT_PK_GLOBAL)
+			return vt_err_set(err, VT_EFORMAT, "module persistent id without a class");
+		return 0;
+	}
+	if (!vt_pk_is_str(it[0], "storage") || (n != 5 && n != 6))
+		return vt_err_set(err, VT_EFORMAT, "persistent id is not ('storage', class, key, location, numel)");
+	dtype = storage_class_dtype(it[1]);
+	if (dtype < 0)
+		return vt_err_set(err, VT_EFORMAT, "persistent id names no storage class");
+	if (it[2]->kind != VT_PK_STR || it[3]->kind != VT_PK_STR || it[4]->kind != VT_PK_INT || it[4]->u.i < 0)
+		return vt_err_set(err, VT_EFORMAT, "persistent id has a bad key, location or size");
+	if (n == 6 && it[5]->kind != VT_PK_NONE)
+		return vt_err_set(err, VT_EUNSUPPORTED, "storage views of pre-1.0 legacy files are not supported");
+	key = it[2]->u.str.s;
+	s = find_storage(pth, key);
+	if (s) {
+		if (s->dtype != dtype || s->numel != (uint64_t)it[4]->u.i)
+			return vt_err_set(err, VT_EFORMAT, "storage '%s' is declared twice with different types or sizes", key);
+	} else {
+		uint64_t numel = (uint64_t)it[4]->u.i;
+		if (numel > pth->src.size / (uint64_t)dtypes[dtype].size + 1 && numel > 0)
+			return vt_err_set(err, VT_EFORMAT,
+					  "storage '%s' declares %llu elements, more than the %llu-byte file holds",
+					  key, (unsigned long long)numel, (unsigned long long)pth->src.size);
+		s = vt_arena_alloc(&u->arena, sizeof(*s));
+		if (!s)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		memset(s, 0, sizeof(*s));
+		s->key = arena_strdup(u, key, it[2]->u.str.len);
+		s->location = arena_strdup(u, it[3]->u.str.s, it[3]->u.str.len);
+		if (!s->key || !s->location)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		s->dtype = dtype;
+		s->numel = numel;
+		s->src = VT_STORAGE_FILE;
+		if (pth->is_zip) {
+			char name[300];
+			const struct vt_zip_entry *e;
+			if (it[2]->u.str.len > 256)
+				return vt_err_set(err, VT_EFORMAT, "storage key longer than 256 bytes");
+			snprintf(name, sizeof(name), "data/%s", key);
+			e = vt_zip_find(&pth->zip, name);
+			if (!e)
+				return vt_err_set(err, VT_EFORMAT, "storage '%s' has no record '%s/%s'", key,
+						  pth->zip.prefix, name);
+			if (e->size != vt_storage_nbytes(s))
+				return vt_err_set(err, VT_EFORMAT,
+						  "record '%s' has %llu bytes, storage '%s' needs %llu (%llu x %s)",
+						  e->name, (unsigned long long)e->size, key,
+						  (unsigned long long)vt_storage_nbytes(s), (unsigned long long)numel,
+						  dtypes[dtype].name);
+			s->entry = e;
+			s->offset = e->data_offset;
+			s->resolved = 1;
+		}
+		if (add_storage(pth, s, err))
+			return err->code;
+	}
+	*out = vt_pk_ext(u, VT_EXT_STORAGE, s);
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
+/* ---- reduce: tensor rebuilders and containers ----------------------------------------- */
+
+static int int_tuple(const struct vt_pk *v, int64_t *out, int *n, const char *what, struct vt_err *err)
+{
+	size_t i;
+
+	if (!v || v->kind != VT_PK_TUPLE)
+		return vt_err_set(err, VT_EFORMAT, "tensor %s is not a tuple", what);
+	if (v->u.seq.n > VT_MAX_DIMS)
+		return vt_err_set(err, VT_EUNSUPPORTED, "tensor with %zu dimensions (at most %d)", v->u.seq.n,
+				  VT_MAX_DIMS);
+	for (i = 0; i < v->u.seq.n; i++) {
+		const struct vt_pk *x = v->u.seq.items[i];
+		if (x->kind != VT_PK_INT || x->u.i < 0)
+			return vt_err_set(err, VT_EFORMAT, "tensor %s holds a value that is not a size", what);
+		out[i] = x->u.i;
+	}
+	*n = (int)v->u.seq.n;
+	return 0;
+}
+
+/* Checks that offset/size/stride stay inside the storage, without overflow. */
+static int check_bounds(const struct vt_tensor *t, struct vt_err *err)
+{
+	uint64_t last = (uint64_t)t->offset, numel = t->storage->numel;
+	int i;
+
+	for (i = 0; i < t->ndim; i++)
+		if (t->size[i] == 0)
+			return 0; /* empty: touches nothing */
+	for (i = 0; i < t->ndim; i++) {
+		uint64_t span;
+		if (__builtin_mul_overflow((uint64_t)(t->size[i] - 1), (uint64_t)t->stride[i], &span) ||
+		    __builtin_add_overflow(last, span, &last))
+			return vt_err_set(err, VT_EFORMAT, "tensor on storage '%s' has sizes that overflow",
+					  t->storage->key);
+	}
+	if (last >= numel)
+		return vt_err_set(err, VT_EFORMAT,
+				  "tensor on storage '%s' reaches element %llu, past the storage's %llu elements",
+				  t->storage->key, (unsigned long long)last, (unsigned long long)numel);
+	return 0;
+}
+
+static int rebuild_tensor(struct vt_unpickler *u, struct vt_pk **a, size_t n, int dtype,
+			  struct vt_pk **out, struct vt_err *err)
+{
+	struct vt_storage *s = pk_storage(a[0]);
+	struct vt_tensor *t;
+	int nstride = 0, rc;
+
+	if (n < 4 || !s || a[1]->kind != VT_PK_INT || a[1]->u.i < 0)
+		return vt_err_set(err, VT_EFORMAT, "tensor rebuild with bad arguments");
+	t = vt_arena_alloc(&u->arena, sizeof(*t));
+	if (!t)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	memset(t, 0, sizeof(*t));
+	t->storage = s;
+	t->offset = a[1]->u.i;
+	if ((rc = int_tuple(a[2], t->size, &t->ndim, "size", err)) ||
+	    (rc = int_tuple(a[3], t->stride, &nstride, "stride", err)))
+		return rc;
+	if (nstride != t->ndim)
+		return vt_err_set(err, VT_EFORMAT, "tensor has %d sizes but %d strides", t->ndim, nstride);
+	if (dtype >= 0) {
+		/* _rebuild_tensor_v3: an untyped (byte) storage viewed as dtype */
+		uint64_t es = (uint64_t)dtypes[dtype].size;
+		if (s->dtype != VT_U8 && s->dtype != dtype)
+			return vt_err_set(err, VT_EFORMAT, "tensor of %s on a %s storage", dtypes[dtype].name,
+					  dtypes[s->dtype].name);
+		if (s->dtype == VT_U8 && dtype != VT_U8) {
+			if (s->numel % es)
+				return vt_err_set(err, VT_EFORMAT, "storage '%s' is not a whole number of %s", s->key,
+						  dtypes[dtype].name);
+			s->numel /= es;
+			s->dtype = dtype;
+		}
+	}
+	t->dtype = s->dtype;
+	if (n >= 5 && a[4]->kind == VT_PK_BOOL)
+		t->requires_grad = a[4]->u.b;
+	if ((rc = check_bounds(t, err)))
+		return rc;
+	*out = vt_pk_ext(u, VT_EXT_TENSOR, t);
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
+static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args,
+		  struct vt_pk **out, struct vt_err *err)
+{
+	struct vt_pk **a = args->u.seq.items;
+	size_t n = args->u.seq.n, i;
+	int tag = fn->u.global.tag;
+
+	switch (tag) {
+	case T_ORDEREDDICT:
+		*out = vt_pk_new(u, VT_PK_DICT);
+		if (!*out)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		if (n == 1 && a[0]->kind == VT_PK_LIST) { /* OrderedDict([(k, v), ...]) */
+			struct vt_pk *items = a[0];
+			for (i = 0; i < items->u.seq.n; i++) {
+				struct vt_pk *kv = items->u.seq.items[i];
+				if (vt_pk_seq_len(kv) != 2)
+					return vt_err_set(err, VT_EFORMAT, "OrderedDict item is not a pair");
+				if (vt_pk_dict_set(u, *out, kv->u.seq.items[0], kv->u.seq.items[1]))
+					return vt_err_set(err, VT_ENOMEM, "out of memory");
+			}
+		} else if (n != 0) {
+			return vt_err_set(err, VT_EFORMAT, "OrderedDict called with unexpected arguments");
+		}
+		return 0;
+	case T_SET:
+		*out = vt_pk_new(u, VT_PK_SET);
+		if (!*out)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		if (n == 1 && (a[0]->kind == VT_PK_LIST || a[0]->kind == VT_PK_TUPLE))
+			(*out)->u.seq = a[0]->u.seq;
+		return 0;
+	case T_REBUILD_V1:
+	case T_REBUILD_V2:
+		return rebuild_tensor(u, a, n, -1, out, err);
+	case T_REBUILD_V3:
+		if (n < 7 || a[6]->kind != VT_PK_GLOBAL || a[6]->u.global.tag < T_DTYPE ||
+		    a[6]->u.global.tag >= T_DTYPE + VT_DTYPE_COUNT)
+			return vt_err_set(err, VT_EFORMAT, "_rebuild_tensor_v3 without a known dtype");
+		return rebuild_tensor(u, a, n, a[6]->u.global.tag - T_DTYPE, out, err);
+	case T_REBUILD_PARAM:
+	case T_REBUILD_PARAM_STATE: {
+		struct vt_tensor *t = n >= 2 ? vt_pk_tensor(a[0]) : NULL;
+		if (!t || a[1]->kind != VT_PK_BOOL)
+			return vt_err_set(err, VT_EFORMAT, "_rebuild_parameter of something that is not a tensor");
+		t->requires_grad = a[1]->u.b;
+		t->is_param = 1;
+		*out = a[0];
+		return 0;
+	}
+	case T_REBUILD_FROM_TYPE: /* (func, type, args, state): the plain tensor is func(*args) */
+		if (n != 4 || a[0]->kind != VT_PK_GLOBAL || a[2]->kind != VT_PK_TUPLE)
+			return vt_err_set(err, VT_EFORMAT, "_rebuild_from_type_v2 with bad arguments");
+		return reduce(ctx, u, a[0], a[2], out, err);
+	case T_SIZE:
+		if (n == 1 && a[0]->kind == VT_PK_TUPLE) {
+			*out = a[0];
+			return 0;
+		}
+		return vt_err_set(err, VT_EFORMAT, "torch.Size with bad arguments");
+	case T_DEVICE:
+		if (n >= 1 && a[0]->kind == VT_PK_STR) {
+			*out = a[0];
+			return 0;
+		}
+		return vt_err_set(err, VT_EFORMAT, "torch.device with bad arguments");
+	default:
+		return vt_err_set(err, VT_EUNSAFE, "'%s.%s' may not be called", fn->u.global.module,
+				  fn->u.global.name);
+	}
+}
+
+static int build_ext(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, struct vt_pk *state,
+		     struct vt_err *err)
+{
+	(void)ctx;
+	(void)u;
+	(void)state;
+	/* Tensor.__setstate__ / Parameter state: python attributes on a tensor; nothing to keep */
+	if (obj->u.ext.type != VT_EXT_TENSOR)
+		return vt_err_set(err, VT_EFORMAT, "BUILD on a storage");
+	return 0;
+}
+
+static const struct vt_pk_hooks torch_hooks = { find_class, persistent_load, reduce, build_ext };
+
+/* ---- containers ----------------------------------------------------------------------- */
+
+static int open_zip(struct vt_pth *pth, struct vt_err *err)
+{
+	const struct vt_zip_entry *pkl, *e;
+	unsigned char *buf = NULL;
+	struct vt_src mem;
+	uint64_t pos = 0;
+	int rc;
+
+	if ((rc = vt_zip_open(&pth->zip, &pth->src, err)))
+		return rc;
+	pth->is_zip = 1;
+	if (vt_zip_find(&pth->zip, "constants.pkl"))
+		return vt_err_set(err, VT_EUNSUPPORTED,
+				  "this is a TorchScript archive (torch.jit.save); vggtl reads torch.save files");
+	e = vt_zip_find(&pth->zip, "byteorder");
+	if (e) {
+		if ((rc = vt_zip_read(&pth->zip, e, 16, &buf, err)))
+			return rc;
+		rc = strcmp((char *)buf, "little") == 0 ? 0 :
+			vt_err_set(err, VT_EUNSUPPORTED, "byte order '%.16s' (only little-endian files are supported)", buf);
+		free(buf);
+		if (rc)
+			return rc;
+	}
+	e = vt_zip_find(&pth->zip, ".data/version");
+	if (!e)
+		e = vt_zip_find(&pth->zip, "version");
+	if (e) {
+		long v;
+		if ((rc = vt_zip_read(&pth->zip, e, 64, &buf, err)))
+			return rc;
+		v = strtol((char *)buf, NULL, 10);
+		free(buf);
+		if (v < 1 || v > 10)
+			return vt_err_set(err, VT_EUNSUPPORTED, "format version %ld (1 to 10 are readable)", v);
+	}
+	pkl = vt_zip_find(&pth->zip, "data.pkl");
+	if (!pkl)
+		return vt_err_set(err, VT_EFORMAT, "zip archive has no '%s/data.pkl' record: not a torch.save file",
+				  pth->zip.prefix);
+	if ((rc = vt_zip_read(&pth->zip, pkl, 1u << 28, &buf, err)))
+		return rc;
+	vt_src_mem(&mem, buf, (size_t)pkl->size, "data.pkl");
+	rc = vt_unpickle(&pth->up, &mem, &pos, &pth->root, err);
+	free(buf);
+	if (rc)
+		return vt_err_prefix(err, "data.pkl");
+	return 0;
+}
+
+static const unsigned char legacy_magic[15] = {
+	0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e
+};
+
+static int open_legacy(struct vt_pth *pth, struct vt_err *err)
+{
+	unsigned char head[sizeof(legacy_magic)];
+	struct vt_pk *v, *keys;
+	uint64_t pos = sizeof(legacy_magic);
+	size_t i;
+	int rc;
+
+	if (pth->src.size < sizeof(head) || vt_src_read(&pth->src, 0, head, sizeof(head), err) ||
+	    memcmp(head, legacy_magic, sizeof(head)) != 0)
+		return vt_err_set(err, VT_EFORMAT,
+				  "not a torch.save file: neither a zip archive nor a legacy stream (bad magic number)");
+	if ((rc = vt_unpickle(&pth->up, &pth->src, &pos, &v, err)))
+		return rc;
+	if (v->kind != VT_PK_INT || v->u.i != 1001)
+		return vt_err_set(err, VT_EUNSUPPORTED, "legacy protocol version is not 1001");
+	if ((rc = vt_unpickle(&pth->up, &pth->src, &pos, &v, err))) /* sys_info */
+		return rc;
+	if (v->kind == VT_PK_DICT) {
+		struct vt_pk *le = vt_pk_dict_get(v, "little_endian");
+		if (le && le->kind == VT_PK_BOOL && !le->u.b)
+			return vt_err_set(err, VT_EUNSUPPORTED, "big-endian legacy file");
+	}
+	if ((rc = vt_unpickle(&pth->up, &pth->src, &pos, &pth->root, err)) ||
+	    (rc = vt_unpickle(&pth->up, &pth->src, &pos, &keys, err)))
+		return rc;
+	if (keys->kind != VT_PK_LIST)
+		return vt_err_set(err, VT_EFORMAT, "legacy storage key list is not a list");
+	for (i = 0; i < keys->u.seq.n; i++) {
+		struct vt_pk *k = keys->u.seq.items[i];
+		struct vt_storage *s = k->kind == VT_PK_STR ? find_storage(pth, k->u.str.s) : NULL;
+		unsigned char nb[8];
+		uint64_t numel = 0;
+		int j;
+		if (!s)
+			return vt_err_set(err, VT_EFORMAT, "legacy key list names a storage the object does not use");
+		if (s->resolved)
+			return vt_err_set(err, VT_EFORMAT, "legacy key list names storage '%s' twice", s->key);
+		if ((rc = vt_src_read(&pth->src, pos, nb, 8, err)))
+			return vt_err_prefix(err, "legacy storage '%s'", s->key);
+		for (j = 7; j >= 0; j--)
+			numel = (numel << 8) | nb[j];
+		if (numel != s->numel)
+			return vt_err_set(err, VT_EFORMAT, "legacy storage '%s' at offset %llu has %llu elements, expected %llu",
+					  s->key, (unsigned long long)pos, (unsigned long long)numel,
+					  (unsigned long long)s->numel);
+		s->offset = pos + 8;
+		if (vt_storage_nbytes(s) > pth->src.size - s->offset)
+			return vt_err_set(err, VT_EFORMAT, "legacy storage '%s' runs past the end of the file", s->key);
+		s->resolved = 1;
+		pos = s->offset + vt_storage_nbytes(s);
+	}
+	for (i = 0; i < pth->nstorages; i++)
+		if (!pth->storages[i]->resolved)
+			return vt_err_set(err, VT_EFORMAT, "legacy storage '%s' is missing from the key list",
+					  pth->storages[i]->key);
+	return 0;
+}
+
+int vt_pth_open_src(struct vt_pth *pth, const struct vt_src *src, struct vt_err *err)
+{
+	memset(pth, 0, sizeof(*pth));
+	pth->src = *src;
+	vt_unpickler_init(&pth->up, &torch_hooks, pth);
+	if (vt_zip_detect(src))
+		return open_zip(pth, err);
+	return open_legacy(pth, err);
+}
+
+int vt_pth_open(struct vt_pth *pth, const char *path, struct vt_err *err)
+{
+	struct vt_src src;
+	int rc = vt_src_open(&src, path, err);
+
+	if (rc) {
+		memset(pth, 0, sizeof(*pth));
+		pth->src.fd = -1;
+		return rc;
+	}
+	rc = vt_pth_open_src(pth, &src, err);
+	pth->name = strdup(path);
+	if (rc)
+		vt_err_prefix(err, "%s", path);
+	return rc;
+}
+
+void vt_pth_close(struct vt_pth *pth)
+{
+	if (pth->name) /* opened by vt_pth_open: the source is ours */
+		vt_src_close(&pth->src);
+	vt_unpickler_release(&pth->up);
+	vt_zip_release(&pth->zip);
+	free(pth->storages);
+	free(pth->name);
+	memset(pth, 0, sizeof(*pth));
+}
+
+int vt_pth_verify(struct vt_pth *pth, struct vt_err *err)
+{
+	uint64_t i;
+	int rc;
+
+	if (!pth->is_zip)
+		return 0; /* legacy streams carry no checksums; bounds were checked on open */
+	for (i = 0; i < pth->zip.n; i++)
+		if ((rc = vt_zip_verify(&pth->zip, &pth->zip.entries[i], err)))
+			return rc;
+	return 0;
+}

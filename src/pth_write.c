@@ -1,0 +1,386 @@
+/* pth_write.c - writing torch.save files (see include/vt_pth.h).
+ *
+ * Layout: what torch 1.13's torch.save writes (shared/research/pth-format.md sections 1.3,
+ * 2.4, 2.8): records "archive/data.pkl", "archive/data/<k>" for storages numbered in the
+ * order first met and written in string order ("0", "1", "10", "2"...), "archive/version"
+ * = "3\n".  Tensors are _rebuild_tensor_v2 with 6 arguments and storages tagged 'cpu', so
+ * files load with weights_only=True in torch 1.13 and 2.x and on machines without a GPU.
+ *
+ * Storage bytes are streamed, never held whole: copied from the source file (by the kernel
+ * when the source zip's CRC can be reused), inflated from a deflated record, or generated
+ * chunk by chunk for fresh layers.
+ */
+#include "vt_pth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* ---- generated storages --------------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void vt_rng_seed(struct vt_rng *r, uint64_t seed)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&seed);
+	r->has_spare = 0;
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+double vt_rng_uniform(struct vt_rng *r)
+{
+	uint64_t *s = r->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return (double)(result >> 11) * 0x1.0p-53;
+}
+
+double vt_rng_normal(struct vt_rng *r)
+{
+	double u1, u2, m;
+
+	if (r->has_spare) {
+		r->has_spare = 0;
+		return r->spare;
+	}
+	do
+		u1 = vt_rng_uniform(r);
+	while (u1 <= 0.0);
+	u2 = vt_rng_uniform(r);
+	m = sqrt(-2.0 * log(u1));
+	r->spare = m * sin(2.0 * M_PI * u2);
+	r->has_spare = 1;
+	return m * cos(2.0 * M_PI * u2);
+}
+
+void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		switch (init->kind) {
+		case VT_INIT_NORMAL:
+			out[i] = (float)(init->a * vt_rng_normal(r));
+			break;
+		case VT_INIT_UNIFORM:
+			out[i] = (float)(init->a * (2.0 * vt_rng_uniform(r) - 1.0));
+			break;
+		case VT_INIT_CONST:
+			out[i] = (float)init->a;
+			break;
+		default:
+			out[i] = 0.0f;
+		}
+	}
+}
+
+/* ---- storage streaming ---------------------------------------------------------------- */
+
+enum { CHUNK = 1 << 20 };
+
+static int write_generated(struct vt_zipw *w, const struct vt_storage *s, struct vt_err *err)
+{
+	unsigned char *buf = malloc(CHUNK);
+	uint64_t left = s->numel;
+	struct vt_rng r;
+	int rc = 0;
+
+	if (!buf)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	vt_rng_seed(&r, s->init.seed);
+	while (left > 0 && rc == 0) {
+		size_t n;
+		if (s->dtype == VT_F32) {
+			n = left < CHUNK / 4 ? (size_t)left : CHUNK / 4;
+			vt_init_fill(&r, &s->init, (float *)(void *)buf, n);
+			n *= 4;
+		} else if (s->dtype == VT_I64) { /* counters such as num_batches_tracked */
+			size_t i;
+			int64_t v = (int64_t)s->init.a;
+			n = left < CHUNK / 8 ? (size_t)left : CHUNK / 8;
+			for (i = 0; i < n; i++)
+				memcpy(buf + 8 * i, &v, 8);
+			n *= 8;
+		} else {
+			rc = vt_err_set(err, VT_EUNSUPPORTED, "cannot generate a %s storage",
+					vt_dtype_info(s->dtype)->name);
+			break;
+		}
+		left -= n / (size_t)vt_dtype_info(s->dtype)->size;
+		rc = vt_zipw_data(w, buf, n, err);
+	}
+	free(buf);
+	return rc;
+}
+
+static int write_inflated(struct vt_zipw *w, const struct vt_src *src, const struct vt_zip_entry *e,
+			  struct vt_err *err)
+{
+	unsigned char *in = malloc(CHUNK), *out = malloc(CHUNK);
+	uint64_t pos = e->data_offset, end = e->data_offset + e->csize, produced = 0;
+	z_stream z;
+	int rc = 0, zr = Z_OK;
+
+	memset(&z, 0, sizeof(z));
+	if (!in || !out || inflateInit2(&z, -MAX_WBITS) != Z_OK) {
+		free(in);
+		free(out);
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	while (rc == 0 && zr != Z_STREAM_END) {
+		if (z.avail_in == 0) {
+			size_t k = end - pos < CHUNK ? (size_t)(end - pos) : CHUNK;
+			if (k == 0) {
+				rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
+				break;
+			}
+			if ((rc = vt_src_read(src, pos, in, k, err)))
+				break;
+			pos += k;
+			z.next_in = in;
+			z.avail_in = (uInt)k;
+		}
+		z.next_out = out;
+		z.avail_out = CHUNK;
+		zr = inflate(&z, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END) {
+			rc = vt_err_set(err, VT_EFORMAT, "record '%s': corrupt deflate data", e->name);
+			break;
+		}
+		produced += CHUNK - z.avail_out;
+		if (produced > e->size) {
+			rc = vt_err_set(err, VT_EFORMAT, "record '%s' inflates past its declared size", e->name);
+			break;
+		}
+		rc = vt_zipw_data(w, out, CHUNK - z.avail_out, err);
+	}
+	inflateEnd(&z);
+	free(in);
+	free(out);
+	return rc;
+}
+
+static int write_storage(struct vt_zipw *w, const char *name, const struct vt_src *src,
+			 const struct vt_storage *s, struct vt_err *err)
+{
+	int rc = vt_zipw_begin(w, name, vt_storage_nbytes(s), err);
+
+	if (rc)
+		return rc;
+	if (s->src == VT_STORAGE_INIT)
+		rc = write_generated(w, s, err);
+	else if (s->entry && s->entry->method == 8)
+		rc = write_inflated(w, src, s->entry, err);
+	else
+		/* a stored zip record is exactly the storage, so its directory CRC is ours */
+		rc = vt_zipw_copy(w, src, s->offset, vt_storage_nbytes(s), s->entry ? &s->entry->crc : NULL, err);
+	return rc ? rc : vt_zipw_end(w, err);
+}
+
+/* ---- the pickle ----------------------------------------------------------------------- */
+
+void vt_pthw_init(struct vt_pthw *w)
+{
+	memset(w, 0, sizeof(*w));
+	vt_pkw_init(&w->pk);
+	vt_pkw_op(&w->pk, VT_OP_PROTO);
+	vt_pkw_op(&w->pk, 2);
+}
+
+void vt_pthw_release(struct vt_pthw *w)
+{
+	vt_pkw_release(&w->pk);
+	free(w->stor);
+	memset(w, 0, sizeof(*w));
+}
+
+static int storage_index(struct vt_pthw *w, const struct vt_storage *s)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		if (w->stor[i] == s)
+			return (int)i;
+	if (w->n == w->cap) {
+		size_t ncap = w->cap ? w->cap * 2 : 64;
+		const struct vt_storage **p = realloc(w->stor, ncap * sizeof(*p));
+		if (!p) {
+			w->oom = 1;
+			return 0;
+		}
+		w->stor = p;
+		w->cap = ncap;
+	}
+	w->stor[w->n] = s;
+	return (int)w->n++;
+}
+
+static void int_tuple(struct vt_pkw *pk, const int64_t *v, int n)
+{
+	int i;
+
+	vt_pkw_tuple_begin(pk, n);
+	for (i = 0; i < n; i++)
+		vt_pkw_int(pk, v[i]);
+	vt_pkw_tuple_end(pk, n);
+}
+
+/* OrderedDict(): the empty backward-hooks argument */
+static void empty_ordereddict(struct vt_pkw *pk)
+{
+	vt_pkw_global(pk, "collections", "OrderedDict");
+	vt_pkw_op(pk, VT_OP_EMPTY_TUPLE);
+	vt_pkw_op(pk, VT_OP_REDUCE);
+	vt_pkw_put(pk);
+}
+
+void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param)
+{
+	struct vt_pkw *pk = &w->pk;
+	char key[24];
+
+	snprintf(key, sizeof(key), "%d", storage_index(w, t->storage));
+	if (as_param) {
+		vt_pkw_global(pk, "torch._utils", "_rebuild_parameter");
+		vt_pkw_op(pk, VT_OP_MARK);
+	}
+	vt_pkw_global(pk, "torch._utils", "_rebuild_tensor_v2");
+	vt_pkw_op(pk, VT_OP_MARK);
+	/* persistent id ('storage', torch.<X>Storage, key, 'cpu', numel) */
+	vt_pkw_op(pk, VT_OP_MARK);
+	vt_pkw_str_interned(pk, "storage");
+	vt_pkw_global(pk, "torch", vt_dtype_info(t->storage->dtype)->storage);
+	vt_pkw_str_key(pk, key);
+	vt_pkw_str_interned(pk, "cpu");
+	vt_pkw_int(pk, (int64_t)t->storage->numel);
+	vt_pkw_op(pk, VT_OP_TUPLE);
+	vt_pkw_put(pk);
+	vt_pkw_op(pk, VT_OP_BINPERSID);
+	vt_pkw_int(pk, t->offset);
+	int_tuple(pk, t->size, t->ndim);
+	int_tuple(pk, t->stride, t->ndim);
+	vt_pkw_bool(pk, 0);
+	empty_ordereddict(pk);
+	vt_pkw_op(pk, VT_OP_TUPLE);
+	vt_pkw_put(pk);
+	vt_pkw_op(pk, VT_OP_REDUCE);
+	vt_pkw_put(pk);
+	if (as_param) {
+		vt_pkw_bool(pk, t->requires_grad);
+		empty_ordereddict(pk);
+		vt_pkw_op(pk, VT_OP_TUPLE);
+		vt_pkw_put(pk);
+		vt_pkw_op(pk, VT_OP_REDUCE);
+		vt_pkw_put(pk);
+	}
+}
+
+static int key_order(const void *a, const void *b)
+{
+	char ka[24], kb[24];
+
+	snprintf(ka, sizeof(ka), "%zu", *(const size_t *)a);
+	snprintf(kb, sizeof(kb), "%zu", *(const size_t *)b);
+	return strcmp(ka, kb);
+}
+
+int vt_pthw_save(struct vt_pthw *w, const char *path, const struct vt_src *src, struct vt_err *err)
+{
+	struct vt_out out;
+	struct vt_zipw z;
+	size_t *order = NULL, i;
+	int rc;
+
+	vt_pkw_op(&w->pk, VT_OP_STOP);
+	if (w->pk.oom || w->oom)
+		return vt_err_set(err, VT_ENOMEM, "out of memory while writing the pickle");
+	order = malloc((w->n ? w->n : 1) * sizeof(*order));
+	if (!order)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	for (i = 0; i < w->n; i++)
+		order[i] = i;
+	qsort(order, w->n, sizeof(*order), key_order);
+	if ((rc = vt_out_open(&out, path, err))) {
+		free(order);
+		return rc;
+	}
+	rc = vt_zipw_init(&z, &out, "archive", err);
+	if (rc == 0)
+		rc = vt_zipw_add(&z, "data.pkl", w->pk.buf, w->pk.len, err);
+	for (i = 0; rc == 0 && i < w->n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "data/%zu", order[i]);
+		rc = write_storage(&z, name, src, w->stor[order[i]], err);
+	}
+	if (rc == 0)
+		rc = vt_zipw_add(&z, "version", "3\n", 2, err);
+	if (rc == 0)
+		rc = vt_zipw_finish(&z, err);
+	vt_zipw_release(&z);
+	free(order);
+	if (rc == 0)
+		return vt_out_commit(&out, err);
+	vt_out_abort(&out);
+	return rc;
+}
+
+int vt_pth_write_state_dict(const char *path, const struct vt_src *src, const struct vt_named *t,
+			    size_t n, const struct vt_meta *meta, size_t nmeta, struct vt_err *err)
+{
+	struct vt_pthw w;
+	struct vt_pkw *pk = &w.pk;
+	size_t i;
+	int rc;
+
+	vt_pthw_init(&w);
+	empty_ordereddict(pk);
+	for (i = 0; i < n; i++) {
+		vt_pkw_batch_begin(pk, i, n);
+		vt_pkw_str(pk, t[i].name);
+		vt_pthw_tensor(&w, t[i].t, 0);
+		vt_pkw_batch_end(pk, i, n, 0);
+	}
+	if (meta) {
+		/* BUILD state {'_metadata': OrderedDict(prefix -> {'version': v})} */
+		vt_pkw_op(pk, VT_OP_EMPTY_DICT);
+		vt_pkw_put(pk);
+		vt_pkw_str(pk, "_metadata");
+		empty_ordereddict(pk);
+		for (i = 0; i < nmeta; i++) {
+			vt_pkw_batch_begin(pk, i, nmeta);
+			vt_pkw_str(pk, meta[i].prefix);
+			vt_pkw_op(pk, VT_OP_EMPTY_DICT);
+			vt_pkw_put(pk);
+			vt_pkw_str_interned(pk, "version");
+			vt_pkw_int(pk, meta[i].version);
+			vt_pkw_op(pk, VT_OP_SETITEM);
+			vt_pkw_batch_end(pk, i, nmeta, 0);
+		}
+		vt_pkw_op(pk, VT_OP_SETITEM);
+		vt_pkw_op(pk, VT_OP_BUILD);
+	}
+	rc = vt_pthw_save(&w, path, src, err);
+	vt_pthw_release(&w);
+	return rc;
+}
