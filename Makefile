@@ -12,7 +12,7 @@ PYTHON  ?= /usr/bin/python3
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
-CPPFLAGS += -Iinclude $(shell pkg-config --cflags libcjson 2>/dev/null)
+CPPFLAGS += -Iinclude
 LDLIBS  += -lz -lcjson -lm
 
 ifeq ($(SAN),1)
@@ -33,7 +33,7 @@ CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
 UNIT    = test_zip
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 
-.PHONY: all test unit check-cli demo bench deps clean fuzz
+.PHONY: all test demo bench deps clean fuzz
 
 all: $(BUILD)/vggtl
 
@@ -55,13 +55,17 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libvt.a
 deps:
 	sh tools/install-deps.sh
 
-test: deps $(BUILD)/vggtl $(UNIT_BIN)
+# deps first: the compiler needs the packages' headers
+test: deps
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(UNIT_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
 
-demo: deps $(BUILD)/vggtl
+demo: deps
+	$(MAKE) --no-print-directory $(BUILD)/vggtl
 	sh tools/demo.sh $(BUILD)/vggtl
 
-bench: deps $(BUILD)/vggtl
+bench: deps
+	$(MAKE) --no-print-directory $(BUILD)/vggtl
 	PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
 
 clean:

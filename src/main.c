@@ -1,6 +1,7 @@
 /* main.c - vggtl's entry point: one table of commands, dispatched by name. */
 #include "cmd.h"
 
+#include <signal.h>
 #include <string.h>
 
 static const struct {
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	/* a file-size limit (ulimit -f) must give a write error and a clean exit, not a kill */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		help(stderr);
 		return EXIT_USAGE;

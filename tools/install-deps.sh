@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages vggtl builds and tests with. Does nothing when they are
 # all present already, so `make test` stays quick on a prepared machine.
 set -e
-PKGS="build-essential pkg-config zlib1g-dev libpng-dev libcjson-dev libtorch-dev \
+PKGS="build-essential pkg-config zlib1g-dev libpng-dev libcjson-dev libtorch-dev time \
 libopenblas0-openmp python3-torch python3-torchvision clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do

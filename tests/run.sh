@@ -1,0 +1,46 @@
+#!/bin/sh
+# Runs every test program and prints the closing line "N passed, N failed".
+# Each program prints TAP lines ("ok N - ...", "not ok N - ..."); this script counts them.
+#   BUILD   build folder (build, or build/san under SAN=1)
+#   PYTHON  the interpreter with Debian's python3-torch (/usr/bin/python3)
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+VGGTL=${VGGTL:-$BUILD/vggtl}
+export BUILD PYTHON VGGTL
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+
+run() {
+	name=$1
+	shift
+	echo "# $name"
+	"$@" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	if grep -q '^not ok' "$log" || [ $rc -ne 0 ]; then
+		echo "# $name: FAILED (exit $rc)"
+		status=1
+		# a program that died without a TAP failure line still counts as one failure
+		grep -q '^not ok' "$log" || echo "not ok - $name exited $rc"
+	fi
+}
+
+all=$(mktemp)
+trap 'rm -f "$log" "$all"' EXIT
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	run "$(basename "$t")" "$t" | tee -a "$all"
+done
+for t in tests/test_*.sh; do
+	[ -f "$t" ] || continue
+	run "$(basename "$t")" sh "$t" | tee -a "$all"
+done
+for t in tests/test_*.py; do
+	[ -f "$t" ] || continue
+	run "$(basename "$t")" "$PYTHON" "$t" | tee -a "$all"
+done
+passed=$(grep -c '^ok' "$all")
+failed=$(grep -c '^not ok' "$all")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
