@@ -30,7 +30,7 @@ CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src
           src/cmd_save_weights.c src/cmd_verify.c
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
-UNIT    = test_zip
+UNIT    = test_zip test_pickle test_pth test_model
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 
 .PHONY: all test demo bench deps clean fuzz

@@ -134,16 +134,27 @@ int vt_out_write(struct vt_out *out, const void *buf, size_t n, struct vt_err *e
 	return 0;
 }
 
+/* Big copies start their writeback at once, so that the fsync in vt_out_commit finds most of
+ * the file already on its way to disk instead of starting all of it then. */
+static int start_writeback(struct vt_out *out, uint64_t start)
+{
+	if (out->off - start >= (1u << 20))
+		sync_file_range(out->fd, (off64_t)start, (off64_t)(out->off - start), SYNC_FILE_RANGE_WRITE);
+	return 0;
+}
+
 int vt_out_copy(struct vt_out *out, const struct vt_src *src, uint64_t off, uint64_t n,
 		uint32_t *crc, struct vt_err *err)
 {
 	enum { CHUNK = 1 << 20 };
 	unsigned char *buf;
+	uint64_t start;
 	int rc = 0;
 
 	if (off > src->size || n > src->size - off)
 		return vt_err_set(err, VT_EFORMAT, "record at offset %llu runs past the end of the file",
 				  (unsigned long long)off);
+	start = out->off;
 	if (!crc && src->fd >= 0) {
 		loff_t in_off = (loff_t)off;
 		while (n > 0) {
@@ -158,7 +169,7 @@ int vt_out_copy(struct vt_out *out, const struct vt_src *src, uint64_t off, uint
 		}
 		off = (uint64_t)in_off;
 		if (n == 0)
-			return 0;
+			return start_writeback(out, start);
 	}
 	buf = malloc(CHUNK);
 	if (!buf)
@@ -174,7 +185,7 @@ int vt_out_copy(struct vt_out *out, const struct vt_src *src, uint64_t off, uint
 		n -= k;
 	}
 	free(buf);
-	return rc;
+	return rc ? rc : start_writeback(out, start);
 }
 
 static void out_free(struct vt_out *out)

@@ -12,16 +12,16 @@ void print_usage(FILE *f, const char *usage, const struct option *opts)
 
 	fprintf(f, "%s\n\n", usage);
 	for (o = opts; o->type != OPT_END; o++) {
-		char left[64];
+		char left[64], shortname[8] = "";
+		if (o->short_name)
+			snprintf(shortname, sizeof(shortname), "-%c, ", o->short_name);
 		if (o->type == OPT_OPTSTRING)
-			snprintf(left, sizeof(left), "--%s[=%s]", o->long_name, o->argh);
+			snprintf(left, sizeof(left), "%s--%s[=%s]", shortname, o->long_name, o->argh);
 		else if (o->type == OPT_FLAG)
-			snprintf(left, sizeof(left), "%s%c%s--%s", o->short_name ? "-" : "",
-				 o->short_name ? o->short_name : ' ', o->short_name ? ", " : "", o->long_name);
+			snprintf(left, sizeof(left), "%s--%s", shortname, o->long_name);
 		else
-			snprintf(left, sizeof(left), "%s%c%s--%s %s", o->short_name ? "-" : "",
-				 o->short_name ? o->short_name : ' ', o->short_name ? ", " : "", o->long_name, o->argh);
-		fprintf(f, "    %-28s %s\n", o->short_name ? left : left + 1, o->help);
+			snprintf(left, sizeof(left), "%s--%s %s", shortname, o->long_name, o->argh);
+		fprintf(f, "    %-28s %s\n", left, o->help);
 	}
 	fprintf(f, "    %-28s %s\n", "-h, --help", "show this help");
 }

@@ -56,22 +56,24 @@ double vt_rng_uniform(struct vt_rng *r)
 	return (double)(result >> 11) * 0x1.0p-53;
 }
 
+/* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
 double vt_rng_normal(struct vt_rng *r)
 {
-	double u1, u2, m;
+	double u, v, q, f;
 
 	if (r->has_spare) {
 		r->has_spare = 0;
 		return r->spare;
 	}
-	do
-		u1 = vt_rng_uniform(r);
-	while (u1 <= 0.0);
-	u2 = vt_rng_uniform(r);
-	m = sqrt(-2.0 * log(u1));
-	r->spare = m * sin(2.0 * M_PI * u2);
+	do {
+		u = 2.0 * vt_rng_uniform(r) - 1.0;
+		v = 2.0 * vt_rng_uniform(r) - 1.0;
+		q = u * u + v * v;
+	} while (q >= 1.0 || q == 0.0);
+	f = sqrt(-2.0 * log(q) / q);
+	r->spare = v * f;
 	r->has_spare = 1;
-	return m * cos(2.0 * M_PI * u2);
+	return u * f;
 }
 
 void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n)

@@ -1,0 +1,77 @@
+#!/bin/sh
+# make bench: vggtl against Python (Debian's torch 1.13) on the same machine, in the same run,
+# on a full-size VGG16 (+ add_linear) checkpoint of 553 MB. Each command runs REPEAT times
+# (default 3, after one warm-up so both sides read from the page cache); the table shows the
+# median wall time and the median peak RSS, and the ratios Python / vggtl.
+set -eu
+V=${1:-build/vggtl}
+PY=${PYTHON:-/usr/bin/python3}
+D=${BENCH_DIR:-build/bench}
+REPEAT=${REPEAT:-3}
+mkdir -p "$D"
+
+if [ ! -s "$D/vgg16_full.pth" ]; then
+	echo "bench: writing the 553 MB VGG16 checkpoints with Python..." >&2
+	"$PY" - "$D" <<'PYEOF'
+import sys, torch, torchvision
+from torch import nn
+d = sys.argv[1]
+torch.manual_seed(0)
+m = torchvision.models.vgg16()
+m.classifier.add_module('add_linear', nn.Linear(1000, 10))
+torch.save(m, d + "/vgg16_full.pth")
+torch.save(m.state_dict(), d + "/vgg16_weights.pth")
+PYEOF
+fi
+
+# measure COMMAND...: prints "seconds kib", the medians over REPEAT runs
+measure() {
+	"$@" >/dev/null 2>&1 # warm-up
+	i=0
+	: >"$D/times"
+	while [ $i -lt "$REPEAT" ]; do
+		s=$(date +%s%N)
+		/usr/bin/time -f "%M" -o "$D/t1" "$@" >/dev/null 2>"$D/err" || { cat "$D/err" >&2; exit 1; }
+		e=$(date +%s%N)
+		echo "$(((e - s) / 1000)) $(tail -n 1 "$D/t1")" | awk '{ printf "%.4f %d\n", $1 / 1e6, $2 }' >>"$D/times"
+		i=$((i + 1))
+	done
+	t=$(cut -d' ' -f1 "$D/times" | sort -n | sed -n "$(((REPEAT + 1) / 2))p")
+	m=$(cut -d' ' -f2 "$D/times" | sort -n | sed -n "$(((REPEAT + 1) / 2))p")
+	echo "$t $m"
+}
+
+row() { # row TASK "vggtl seconds kib" "python seconds kib"
+	set -- "$1" $2 $3
+	awk -v task="$1" -v vt="$2" -v vm="$3" -v pt="$4" -v pm="$5" 'BEGIN {
+		vt0 = vt < 0.001 ? 0.001 : vt;
+		printf "| %-40s | %8.4f | %8.1f | %8.3f | %8.1f | %7.1fx | %7.1fx |\n", task, vt, vm / 1024, pt, pm / 1024, pt / vt0, pm / vm
+	}'
+}
+
+F=$D/vgg16_full.pth
+W=$D/vgg16_weights.pth
+echo "| task (553 MB VGG16 + add_linear)          | vggtl s  | vggtl MiB| python s | pyth MiB | speed   | memory  |"
+echo "|------------------------------------------|----------|----------|----------|----------|---------|---------|"
+row "load + print, whole model" "$(measure "$V" load "$F")" \
+	"$(measure "$PY" -c 'import sys, torch; print(torch.load(sys.argv[1]))' "$F")"
+row "load + print, state_dict" "$(measure "$V" load "$W")" \
+	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
+m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+m.load_state_dict(torch.load(sys.argv[1])); print(m)' "$W")"
+row "whole -> state_dict (save-weights)" "$(measure "$V" save-weights "$F" -o "$D/out_v.pth")" \
+	"$(measure "$PY" -c 'import sys, torch; torch.save(torch.load(sys.argv[1]).state_dict(), sys.argv[2])' "$F" "$D/out_p.pth")"
+row "state_dict -> whole (save-full)" "$(measure "$V" save-full "$W" -o "$D/out_v.pth")" \
+	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
+m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+m.load_state_dict(torch.load(sys.argv[1])); torch.save(m, sys.argv[2])' "$W" "$D/out_p.pth")"
+row "fresh vgg16 + add_linear (extend --arch)" "$(measure "$V" extend --arch vgg16 --add-linear 1000:10 -o "$D/out_v.pth")" \
+	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
+m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10)); torch.save(m, sys.argv[1])' "$D/out_p.pth")"
+echo
+cpt=$(measure cp "$F" "$D/out_cp.pth")
+cps=$(measure sh -c 'cp "$1" "$2" && sync "$2"' sh "$F" "$D/out_cp.pth")
+vt=$(measure "$V" save-weights "$F" -o "$D/out_v.pth")
+echo "$cpt $cps $vt" | awk '{ printf "conversion vs copying the same file: cp %.3f s, cp + sync %.3f s, vggtl save-weights (fsync included) %.3f s = %.2fx cp, %.2fx cp + sync (target <= 1.2x)\n", $1, $3, $5, $5 / $1, $5 / $3 }'
+echo "(speed and memory columns: Python / vggtl; greater is better for vggtl)"
+rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err"
