@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -245,9 +246,7 @@ def case_help():
         missing = [o for o in opts if o not in r.out]
         check(r.rc == 0 and r.out.startswith("usage: vggtl " + cmd) and not missing,
               f"vggtl {cmd} -h: exit 0, usage on stdout, lists {' '.join(opts)}", r, f"missing: {missing}")
-        bad = [line for line in r.out.splitlines() if line.lstrip().startswith("-") and not line.lstrip()[1:2].isalpha()
-               and not line.lstrip().startswith("--")]
-        bad += [line for line in r.out.splitlines() if " -pretrained" in line]
+        bad = [line for line in r.out.splitlines() if re.match(r"\s+-[A-Za-z]{2}", line)]  # "-pretrained"
         check(not bad, f"vggtl {cmd} -h: long options are spelled with two dashes", *bad)
 
 
