@@ -24,7 +24,7 @@ else
 BUILD   = build
 endif
 
-LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c \
+LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/storage.c \
           src/model.c src/model_repr.c src/model_write.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
           src/cmd_save_weights.c src/cmd_verify.c

@@ -53,7 +53,11 @@ double vt_rng_normal(struct vt_rng *r);
  * init->seed before the first call. */
 void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n);
 
-enum vt_storage_src { VT_STORAGE_FILE, VT_STORAGE_INIT };
+/* Generates n elements of an VT_STORAGE_INIT storage (float32, or int64 constants). */
+struct vt_storage;
+int vt_storage_generate(struct vt_rng *r, const struct vt_storage *s, void *out, size_t n, struct vt_err *err);
+
+enum vt_storage_src { VT_STORAGE_FILE, VT_STORAGE_INIT, VT_STORAGE_MEM };
 
 struct vt_storage {
 	char *key;               /* key in the source file (opaque string) */
@@ -67,6 +71,8 @@ struct vt_storage {
 	int resolved;            /* legacy: offset known */
 	/* VT_STORAGE_INIT */
 	struct vt_init init;
+	/* VT_STORAGE_MEM: numel elements of dtype (owned by whoever made the storage) */
+	void *mem;
 	/* writer scratch */
 	int out_index;
 };
@@ -104,6 +110,11 @@ void vt_pth_close(struct vt_pth *pth);
 struct vt_tensor *vt_pk_tensor(const struct vt_pk *v);
 /* Bytes a tensor's storage holds. */
 uint64_t vt_storage_nbytes(const struct vt_storage *s);
+/* Reads a whole storage (file, generator or memory) into a new malloc'ed buffer. */
+int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err);
+/* Gathers a tensor's elements (strides, offset) from its storage bytes as contiguous float32;
+ * float64, float16 and bfloat16 are converted. */
+int vt_tensor_to_f32(const struct vt_tensor *t, const void *storage, float *out, struct vt_err *err);
 /* Checks every zip record CRC and that every tensor fits its storage. */
 int vt_pth_verify(struct vt_pth *pth, struct vt_err *err);
 

@@ -602,8 +602,12 @@ static int read_tensors(struct vt_module *m, const struct vt_pk *dict, const cha
 	return 0;
 }
 
+/* A VGG has about 60 modules; the bound stops a file whose tree shares one subtree many
+ * times through the memo (k children, d levels: k^d modules to copy) from exhausting memory. */
+#define MAX_MODULES 4096
+
 static int parse_module(const struct vt_pk *obj, const char *name, const char *path, int depth,
-			struct vt_module **out, struct vt_err *err)
+			size_t *budget, struct vt_module **out, struct vt_err *err)
 {
 	const struct vt_pk *st, *mods, *tr;
 	struct vt_module *m;
@@ -613,6 +617,9 @@ static int parse_module(const struct vt_pk *obj, const char *name, const char *p
 	*out = NULL;
 	if (depth > 16)
 		return vt_err_set(err, VT_EUNSUPPORTED, "module '%s': modules nested too deep", path);
+	if (*budget == 0)
+		return vt_err_set(err, VT_EUNSUPPORTED, "the model has more than %d modules", MAX_MODULES);
+	(*budget)--;
 	if (!obj || obj->kind != VT_PK_OBJECT || !(st = vt_pk_obj_state(obj)) || st->kind != VT_PK_DICT)
 		return vt_err_set(err, VT_EFORMAT, "module '%s' is not a pickled nn.Module", path);
 	for (i = 0; i < sizeof(class_kinds) / sizeof(class_kinds[0]); i++)
@@ -642,7 +649,7 @@ static int parse_module(const struct vt_pk *obj, const char *name, const char *p
 			return vt_err_set(err, VT_EFORMAT, "module '%s': a child name is not a short string", path);
 		}
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k->u.str.s);
-		if ((rc = parse_module(mods->u.dict.vals[i], k->u.str.s, sub, depth + 1, &c, err)) ||
+		if ((rc = parse_module(mods->u.dict.vals[i], k->u.str.s, sub, depth + 1, budget, &c, err)) ||
 		    (rc = mod_add(m, c))) {
 			mod_free(m);
 			return rc ? rc : vt_err_set(err, VT_ENOMEM, "out of memory");
@@ -890,12 +897,13 @@ static int find_model(struct vt_model *m, const struct vt_pk *v, int depth, stru
 	if (v->kind == VT_PK_OBJECT) {
 		const char *cls = v->u.obj.cls->u.global.name;
 		struct vt_module *root;
+		size_t budget = MAX_MODULES;
 		int rc;
 		if (strcmp(cls, "DataParallel") == 0 || strcmp(cls, "DistributedDataParallel") == 0) {
 			const struct vt_pk *mods = vt_pk_dict_get(vt_pk_obj_state(v), "_modules");
 			return find_model(m, vt_pk_dict_get(mods, "module"), depth + 1, err);
 		}
-		if ((rc = parse_module(v, "", "", 0, &root, err)))
+		if ((rc = parse_module(v, "", "", 0, &budget, &root, err)))
 			return rc;
 		m->root = root;
 		if (root->kind != VT_MOD_VGG)

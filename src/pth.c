@@ -381,6 +381,8 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 	case T_REBUILD_FROM_TYPE: /* (func, type, args, state): the plain tensor is func(*args) */
 		if (n != 4 || a[0]->kind != VT_PK_GLOBAL || a[2]->kind != VT_PK_TUPLE)
 			return vt_err_set(err, VT_EFORMAT, "_rebuild_from_type_v2 with bad arguments");
+		if (a[0]->u.global.tag == T_REBUILD_FROM_TYPE) /* torch never nests it; recursion is unbounded */
+			return vt_err_set(err, VT_EFORMAT, "_rebuild_from_type_v2 of _rebuild_from_type_v2");
 		return reduce(ctx, u, a[0], a[2], out, err);
 	case T_SIZE:
 		if (n == 1 && a[0]->kind == VT_PK_TUPLE) {

@@ -7,95 +7,15 @@
  * files load with weights_only=True in torch 1.13 and 2.x and on machines without a GPU.
  *
  * Storage bytes are streamed, never held whole: copied from the source file (by the kernel
- * when the source zip's CRC can be reused), inflated from a deflated record, or generated
- * chunk by chunk for fresh layers.
+ * when the source zip's CRC can be reused), inflated from a deflated record, generated
+ * chunk by chunk for fresh layers, or taken from memory (trained weights).
  */
 #include "vt_pth.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-
-/* ---- generated storages --------------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-void vt_rng_seed(struct vt_rng *r, uint64_t seed)
-{
-	int i;
-
-	for (i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&seed);
-	r->has_spare = 0;
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-double vt_rng_uniform(struct vt_rng *r)
-{
-	uint64_t *s = r->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return (double)(result >> 11) * 0x1.0p-53;
-}
-
-/* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
-double vt_rng_normal(struct vt_rng *r)
-{
-	double u, v, q, f;
-
-	if (r->has_spare) {
-		r->has_spare = 0;
-		return r->spare;
-	}
-	do {
-		u = 2.0 * vt_rng_uniform(r) - 1.0;
-		v = 2.0 * vt_rng_uniform(r) - 1.0;
-		q = u * u + v * v;
-	} while (q >= 1.0 || q == 0.0);
-	f = sqrt(-2.0 * log(q) / q);
-	r->spare = v * f;
-	r->has_spare = 1;
-	return u * f;
-}
-
-void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		switch (init->kind) {
-		case VT_INIT_NORMAL:
-			out[i] = (float)(init->a * vt_rng_normal(r));
-			break;
-		case VT_INIT_UNIFORM:
-			out[i] = (float)(init->a * (2.0 * vt_rng_uniform(r) - 1.0));
-			break;
-		case VT_INIT_CONST:
-			out[i] = (float)init->a;
-			break;
-		default:
-			out[i] = 0.0f;
-		}
-	}
-}
 
 /* ---- storage streaming ---------------------------------------------------------------- */
 
@@ -103,6 +23,8 @@ enum { CHUNK = 1 << 20 };
 
 static int write_generated(struct vt_zipw *w, const struct vt_storage *s, struct vt_err *err)
 {
+	int es = vt_dtype_info(s->dtype)->size;
+	size_t per = CHUNK / (size_t)es;
 	unsigned char *buf = malloc(CHUNK);
 	uint64_t left = s->numel;
 	struct vt_rng r;
@@ -112,25 +34,11 @@ static int write_generated(struct vt_zipw *w, const struct vt_storage *s, struct
 		return vt_err_set(err, VT_ENOMEM, "out of memory");
 	vt_rng_seed(&r, s->init.seed);
 	while (left > 0 && rc == 0) {
-		size_t n;
-		if (s->dtype == VT_F32) {
-			n = left < CHUNK / 4 ? (size_t)left : CHUNK / 4;
-			vt_init_fill(&r, &s->init, (float *)(void *)buf, n);
-			n *= 4;
-		} else if (s->dtype == VT_I64) { /* counters such as num_batches_tracked */
-			size_t i;
-			int64_t v = (int64_t)s->init.a;
-			n = left < CHUNK / 8 ? (size_t)left : CHUNK / 8;
-			for (i = 0; i < n; i++)
-				memcpy(buf + 8 * i, &v, 8);
-			n *= 8;
-		} else {
-			rc = vt_err_set(err, VT_EUNSUPPORTED, "cannot generate a %s storage",
-					vt_dtype_info(s->dtype)->name);
-			break;
-		}
-		left -= n / (size_t)vt_dtype_info(s->dtype)->size;
-		rc = vt_zipw_data(w, buf, n, err);
+		size_t n = left < per ? (size_t)left : per;
+		rc = vt_storage_generate(&r, s, buf, n, err);
+		if (rc == 0)
+			rc = vt_zipw_data(w, buf, n * (size_t)es, err);
+		left -= n;
 	}
 	free(buf);
 	return rc;
@@ -192,6 +100,8 @@ static int write_storage(struct vt_zipw *w, const char *name, const struct vt_sr
 		return rc;
 	if (s->src == VT_STORAGE_INIT)
 		rc = write_generated(w, s, err);
+	else if (s->src == VT_STORAGE_MEM)
+		rc = vt_zipw_data(w, s->mem, (size_t)vt_storage_nbytes(s), err);
 	else if (s->entry && s->entry->method == 8)
 		rc = write_inflated(w, src, s->entry, err);
 	else

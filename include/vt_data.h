@@ -1,0 +1,55 @@
+/* vt_data.h - image classification data: CIFAR-10 (binary and python versions, their folders
+ * or their .tar.gz archives as downloaded) and ImageFolder trees of PNG files, turned into
+ * float batches with torchvision's transforms.
+ *
+ * A dataset is held whole in memory as uint8 CHW planes (CIFAR-10's own layout): 50000
+ * CIFAR images are 150 MB.  Nothing is downloaded.
+ */
+#ifndef VT_DATA_H
+#define VT_DATA_H
+
+#include <stdint.h>
+
+#include "vt_err.h"
+#include "vt_pth.h"
+
+struct vt_dataset {
+	int n;                 /* images */
+	int h, w;              /* every image has this size */
+	unsigned char *pixels; /* n x 3 x h x w, uint8, CHW per image (owned) */
+	int64_t *labels;       /* n class indices (owned) */
+	int nclasses;
+	char **class_names;    /* nclasses names (owned); "class<i>" when the source names none */
+};
+
+/* Loads split "train" or "test" from path:
+ *  - a folder holding cifar-10-batches-py/ or cifar-10-batches-bin/ (what torchvision's
+ *    CIFAR10(root) downloads into), or one of those folders itself;
+ *  - cifar-10-python.tar.gz or cifar-10-binary.tar.gz, or a folder holding one of them;
+ *  - an ImageFolder tree: path/<split>/<class>/<image>.png, classes sorted by name,
+ *    every image resized to size x size (bilinear), grey and RGBA converted to RGB.
+ * size is used for PNG trees only (CIFAR is 32x32). Errors name the file and what was wrong. */
+int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int size, struct vt_err *err);
+void vt_data_release(struct vt_dataset *d);
+
+/* Reads one PNG (any colour type and depth libpng handles) resized to size x size into
+ * chw (3 x size x size uint8). */
+int vt_png_load(const char *path, int size, unsigned char *chw, struct vt_err *err);
+
+/* torchvision-equivalent transforms for a batch:
+ * ToTensor (x / 255), then when augment: RandomCrop(h, padding=4) (zero padding) and
+ * RandomHorizontalFlip(0.5); then when mean/std are given: Normalize(mean, std). */
+struct vt_transform {
+	int augment;
+	const float *mean, *std; /* 3 values each, or NULL for no normalisation */
+};
+
+extern const float vt_cifar10_mean[3], vt_cifar10_std[3];     /* (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616) */
+extern const float vt_imagenet_mean[3], vt_imagenet_std[3];   /* (0.485, 0.456, 0.406), (0.229, 0.224, 0.225) */
+
+/* Writes images idx[0..n) of d, transformed, as n x 3 x h x w floats into out. rng draws the
+ * crop offsets and flips (unused without augment). */
+void vt_data_batch(const struct vt_dataset *d, const int *idx, int n, const struct vt_transform *t,
+		   struct vt_rng *rng, float *out);
+
+#endif

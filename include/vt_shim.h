@@ -1,0 +1,79 @@
+/* vt_shim.h - the C API of shim/, the only C++ in vggtl: a VGG-shaped network run by libtorch.
+ *
+ * Conventions (after PyTorch's AOTI C shim): opaque handles, every call returns 0 or -1,
+ * vt_shim_last_error() holds the message of the last failure on this thread, no C++
+ * exception crosses this boundary, and only pointers, integers, floats and these structs do.
+ *
+ * The shim lives in libvggtl_shim.so, opened with dlopen by the commands that compute
+ * (src/shim_load.c), so that load/extend/save-* never pay libtorch's start-up.
+ *
+ * The network is a flat list of layers run in order (VGG.forward: features, avgpool,
+ * flatten, classifier). Tensors are numbered as in state_dict() order; each layer names its
+ * tensors by index. Parameters train with PyTorch's own SGD or Adam update rules, whose
+ * state (momentum_buffer; exp_avg, exp_avg_sq, step) can be read and written for checkpoints.
+ */
+#ifndef VT_SHIM_H
+#define VT_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VT_SHIM_ABI 1
+
+enum vt_shim_layer_kind {
+	VT_L_CONV, VT_L_BN, VT_L_RELU, VT_L_MAXPOOL, VT_L_AVGPOOL, VT_L_FLATTEN, VT_L_LINEAR, VT_L_DROPOUT
+};
+
+struct vt_shim_layer {
+	int kind;
+	int64_t kernel[2], stride[2], padding[2], dilation[2], groups; /* conv, maxpool */
+	int ceil_mode;                                                /* maxpool */
+	int64_t output_size[2];                                       /* avgpool */
+	double p;                                                     /* dropout */
+	double eps, momentum;                                         /* bn (momentum < 0: None) */
+	int t[5]; /* tensor indices: weight, bias, running_mean, running_var, num_batches_tracked; -1 none */
+};
+
+enum vt_shim_optim { VT_OPT_SGD, VT_OPT_ADAM };
+
+struct vt_shim_opt {
+	int kind;
+	double lr, momentum, weight_decay; /* SGD: dampening 0, no nesterov, as PyTorch's defaults */
+	double beta1, beta2, eps;          /* Adam */
+};
+
+typedef struct vt_shim_net vt_shim_net;
+
+int vt_shim_abi(void);
+const char *vt_shim_last_error(void);
+/* Resolves "auto", "cpu", "cuda", "cuda:N" to a usable device name, or fails clearly. */
+int vt_shim_device(const char *want, char *resolved, size_t size);
+int vt_shim_set_threads(int n);
+int vt_shim_seed(uint64_t seed);
+
+int vt_shim_net_new(vt_shim_net **out, const struct vt_shim_layer *layers, int nlayers, int ntensors,
+		    const char *device);
+void vt_shim_net_free(vt_shim_net *net);
+/* Sets tensor index from contiguous host data: dtype 0 float32, 1 int64. trainable marks a
+ * parameter the optimizer updates (frozen parameters and buffers pass 0). */
+int vt_shim_net_set(vt_shim_net *net, int index, int dtype, const void *data, const int64_t *shape, int ndim,
+		    int trainable);
+/* Copies tensor index back to host memory (nbytes must match). */
+int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes);
+int vt_shim_net_optimizer(vt_shim_net *net, const struct vt_shim_opt *opt);
+/* Optimizer state of tensor index: which 0 = momentum_buffer / exp_avg, 1 = exp_avg_sq.
+ * get fails when the state does not exist yet; step is Adam's step count. */
+int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, size_t numel, int *exists);
+int vt_shim_net_state_set(vt_shim_net *net, int index, int which, const float *data, size_t numel);
+int vt_shim_net_step_count(vt_shim_net *net, int index, int64_t *get, const int64_t *set);
+
+/* Eval-mode forward (no autograd) of layers [from, to) on x of shape xshape (ndim 2 or 4);
+ * writes the output to out (capacity out_numel floats) and its shape to oshape/ondim. */
+int vt_shim_net_run(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from, int to,
+		    float *out, size_t out_numel, int64_t *oshape, int *ondim);
+/* One training step of layers [from, end) on x with labels y (cross-entropy, mean over the
+ * batch): forward in train mode, backward, optimizer update with learning rate lr. */
+int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from,
+			   const int64_t *y, double lr, double *loss, int64_t *correct);
+
+#endif

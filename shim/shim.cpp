@@ -1,0 +1,357 @@
+// shim.cpp - the extern "C" API of include/vt_shim.h over libtorch.
+//
+// The only C++ in vggtl. Every entry point runs its body through GUARD, which turns any C++
+// exception into -1 and a message for vt_shim_last_error(). The network is run functionally
+// (torch::conv2d, torch::batch_norm, ...) over tensors held by index, so there is no module
+// tree to keep in sync with the C side; the optimizers are PyTorch's SGD and Adam update
+// rules written out (torch/optim/sgd.py, adam.py, single-tensor path) so that their state
+// has exactly PyTorch's names and meaning.
+//
+// 32x32 inputs: features end at 512x1x1 and AdaptiveAvgPool2d((7,7)) only replicates each
+// value 49 times, so "avgpool, flatten, Linear(25088, N)" equals Linear(512, N) with the
+// weight summed over each channel's 49 columns. run_layers() takes that path (autograd
+// still reaches the full weight) whenever the pooled input is 1x1.
+#include <torch/torch.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "vt_shim.h"
+}
+
+namespace {
+
+thread_local std::string last_error;
+
+#define GUARD(body)                                                \
+	try {                                                      \
+		body;                                              \
+		return 0;                                          \
+	} catch (const std::exception &e) {                        \
+		last_error = e.what();                             \
+		auto nl = last_error.find('\n');                   \
+		if (nl != std::string::npos)                       \
+			last_error.resize(nl);                     \
+	} catch (...) {                                            \
+		last_error = "unknown C++ exception";              \
+	}                                                          \
+	return -1;
+
+struct OptState {
+	torch::Tensor a, b; // momentum_buffer / exp_avg, exp_avg_sq
+	int64_t step = 0;
+};
+
+} // namespace
+
+struct vt_shim_net {
+	std::vector<vt_shim_layer> layers;
+	std::vector<torch::Tensor> t;
+	std::vector<bool> trainable;
+	std::vector<OptState> state;
+	vt_shim_opt opt{};
+	bool has_opt = false;
+	torch::Device device{torch::kCPU};
+};
+
+namespace {
+
+torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bool train)
+{
+	for (int i = from; i < to; i++) {
+		const vt_shim_layer &l = net->layers[i];
+		auto T = [&](int k) { return l.t[k] >= 0 ? net->t[l.t[k]] : torch::Tensor(); };
+		switch (l.kind) {
+		case VT_L_CONV:
+			x = torch::conv2d(x, T(0), T(1), {l.stride[0], l.stride[1]}, {l.padding[0], l.padding[1]},
+					  {l.dilation[0], l.dilation[1]}, l.groups);
+			break;
+		case VT_L_BN: {
+			bool use_batch = train || l.t[2] < 0;
+			double mom = l.momentum;
+			if (train && l.t[4] >= 0) {
+				torch::NoGradGuard ng;
+				net->t[l.t[4]].add_(1);
+				if (mom < 0) // momentum=None: cumulative moving average
+					mom = 1.0 / net->t[l.t[4]].item<int64_t>();
+			}
+			x = torch::batch_norm(x, T(0), T(1), T(2), T(3), use_batch, mom < 0 ? 0.0 : mom, l.eps, false);
+			break;
+		}
+		case VT_L_RELU:
+			x = torch::relu(x);
+			break;
+		case VT_L_MAXPOOL:
+			x = torch::max_pool2d(x, {l.kernel[0], l.kernel[1]}, {l.stride[0], l.stride[1]},
+					      {l.padding[0], l.padding[1]}, {l.dilation[0], l.dilation[1]}, l.ceil_mode);
+			break;
+		case VT_L_AVGPOOL: {
+			int64_t oh = l.output_size[0], ow = l.output_size[1];
+			if (x.dim() == 4 && x.size(2) == 1 && x.size(3) == 1 && i + 2 < to &&
+			    net->layers[i + 1].kind == VT_L_FLATTEN && net->layers[i + 2].kind == VT_L_LINEAR) {
+				const vt_shim_layer &lin = net->layers[i + 2];
+				torch::Tensor w = net->t[lin.t[0]];
+				if (w.size(1) == x.size(1) * oh * ow) {
+					torch::Tensor wf = w.view({w.size(0), x.size(1), oh * ow}).sum(2);
+					x = torch::linear(x.flatten(1), wf, lin.t[1] >= 0 ? net->t[lin.t[1]] : torch::Tensor());
+					i += 2;
+					break;
+				}
+			}
+			x = torch::adaptive_avg_pool2d(x, {oh, ow});
+			break;
+		}
+		case VT_L_FLATTEN:
+			x = x.flatten(1);
+			break;
+		case VT_L_LINEAR:
+			x = torch::linear(x, T(0), T(1));
+			break;
+		case VT_L_DROPOUT:
+			x = torch::dropout(x, l.p, train);
+			break;
+		default:
+			throw std::runtime_error("unknown layer kind " + std::to_string(l.kind));
+		}
+	}
+	return x;
+}
+
+torch::Tensor from_host(const float *x, const int64_t *shape, int ndim, torch::Device dev)
+{
+	std::vector<int64_t> s(shape, shape + ndim);
+	return torch::from_blob(const_cast<float *>(x), s, torch::kFloat32).to(dev, /*non_blocking=*/false,
+										 /*copy=*/true);
+}
+
+void check_index(vt_shim_net *net, int index)
+{
+	if (index < 0 || index >= (int)net->t.size())
+		throw std::runtime_error("tensor index " + std::to_string(index) + " out of range");
+}
+
+// PyTorch's update rules, single-tensor path.
+void update(vt_shim_net *net, double lr)
+{
+	torch::NoGradGuard ng;
+	const vt_shim_opt &o = net->opt;
+	for (size_t i = 0; i < net->t.size(); i++) {
+		if (!net->trainable[i] || !net->t[i].grad().defined())
+			continue;
+		torch::Tensor p = net->t[i], g = net->t[i].grad();
+		OptState &s = net->state[i];
+		if (o.weight_decay != 0)
+			g = g.add(p, o.weight_decay);
+		if (o.kind == VT_OPT_SGD) {
+			if (o.momentum != 0) {
+				if (!s.a.defined())
+					s.a = g.clone().detach();
+				else
+					s.a.mul_(o.momentum).add_(g);
+				g = s.a;
+			}
+			p.add_(g, -lr);
+		} else {
+			if (!s.a.defined()) {
+				s.a = torch::zeros_like(p);
+				s.b = torch::zeros_like(p);
+			}
+			s.step++;
+			s.a.mul_(o.beta1).add_(g, 1 - o.beta1);
+			s.b.mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
+			double bc1 = 1 - std::pow(o.beta1, (double)s.step);
+			double bc2 = 1 - std::pow(o.beta2, (double)s.step);
+			torch::Tensor denom = (s.b.sqrt() / std::sqrt(bc2)).add_(o.eps);
+			p.addcdiv_(s.a, denom, -lr / bc1);
+		}
+		p.mutable_grad().reset();
+	}
+}
+
+} // namespace
+
+extern "C" {
+
+int vt_shim_abi(void)
+{
+	return VT_SHIM_ABI;
+}
+
+const char *vt_shim_last_error(void)
+{
+	return last_error.c_str();
+}
+
+int vt_shim_device(const char *want, char *resolved, size_t size)
+{
+	GUARD({
+		std::string w = want ? want : "auto";
+		std::string r;
+		if (w == "auto") {
+			r = torch::cuda::is_available() ? "cuda:0" : "cpu";
+		} else if (w == "cpu") {
+			r = "cpu";
+		} else if (w.rfind("cuda", 0) == 0) {
+			torch::Device d(w);
+			if (!torch::cuda::is_available())
+				throw std::runtime_error("device '" + w +
+							 "' requested, but this libtorch sees no CUDA device (use --device cpu)");
+			int idx = d.has_index() ? d.index() : 0;
+			if (idx >= (int)torch::cuda::device_count())
+				throw std::runtime_error("device '" + w + "' requested, but only " +
+							 std::to_string(torch::cuda::device_count()) + " CUDA device(s) exist");
+			r = "cuda:" + std::to_string(idx);
+		} else {
+			throw std::runtime_error("unknown device '" + w + "' (auto, cpu, cuda or cuda:N)");
+		}
+		std::snprintf(resolved, size, "%s", r.c_str());
+	})
+}
+
+int vt_shim_set_threads(int n)
+{
+	GUARD({
+		if (n > 0) {
+			torch::set_num_threads(n);
+			torch::set_num_interop_threads(n);
+		}
+	})
+}
+
+int vt_shim_seed(uint64_t seed)
+{
+	GUARD(torch::manual_seed(seed));
+}
+
+int vt_shim_net_new(vt_shim_net **out, const vt_shim_layer *layers, int nlayers, int ntensors,
+		    const char *device)
+{
+	*out = nullptr;
+	GUARD({
+		auto *net = new vt_shim_net;
+		net->layers.assign(layers, layers + nlayers);
+		net->t.resize(ntensors);
+		net->trainable.assign(ntensors, false);
+		net->state.resize(ntensors);
+		net->device = torch::Device(device ? device : "cpu");
+		*out = net;
+	})
+}
+
+void vt_shim_net_free(vt_shim_net *net)
+{
+	delete net;
+}
+
+int vt_shim_net_set(vt_shim_net *net, int index, int dtype, const void *data, const int64_t *shape, int ndim,
+		    int trainable)
+{
+	GUARD({
+		check_index(net, index);
+		std::vector<int64_t> s(shape, shape + ndim);
+		auto type = dtype == 1 ? torch::kInt64 : torch::kFloat32;
+		torch::Tensor t = torch::from_blob(const_cast<void *>(data), s, type).to(net->device, false, true);
+		if (trainable)
+			t.set_requires_grad(true);
+		net->t[index] = t;
+		net->trainable[index] = trainable != 0;
+	})
+}
+
+int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes)
+{
+	GUARD({
+		check_index(net, index);
+		torch::Tensor t = net->t[index].detach().to(torch::kCPU).contiguous();
+		if ((size_t)t.nbytes() != nbytes)
+			throw std::runtime_error("tensor " + std::to_string(index) + " has " + std::to_string(t.nbytes()) +
+						 " bytes, " + std::to_string(nbytes) + " expected");
+		std::memcpy(data, t.data_ptr(), nbytes);
+	})
+}
+
+int vt_shim_net_optimizer(vt_shim_net *net, const vt_shim_opt *opt)
+{
+	GUARD({
+		net->opt = *opt;
+		net->has_opt = true;
+	})
+}
+
+int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, size_t numel, int *exists)
+{
+	GUARD({
+		check_index(net, index);
+		torch::Tensor s = which ? net->state[index].b : net->state[index].a;
+		*exists = s.defined();
+		if (s.defined()) {
+			torch::Tensor c = s.to(torch::kCPU).contiguous();
+			if ((size_t)c.numel() != numel)
+				throw std::runtime_error("optimizer state size mismatch");
+			std::memcpy(data, c.data_ptr<float>(), numel * sizeof(float));
+		}
+	})
+}
+
+int vt_shim_net_state_set(vt_shim_net *net, int index, int which, const float *data, size_t numel)
+{
+	GUARD({
+		check_index(net, index);
+		torch::Tensor p = net->t[index];
+		if (!p.defined() || (size_t)p.numel() != numel)
+			throw std::runtime_error("optimizer state for tensor " + std::to_string(index) +
+						 " does not match its size");
+		torch::Tensor s = torch::from_blob(const_cast<float *>(data), p.sizes(), torch::kFloat32)
+					  .to(net->device, false, true);
+		(which ? net->state[index].b : net->state[index].a) = s;
+	})
+}
+
+int vt_shim_net_step_count(vt_shim_net *net, int index, int64_t *get, const int64_t *set)
+{
+	GUARD({
+		check_index(net, index);
+		if (set)
+			net->state[index].step = *set;
+		if (get)
+			*get = net->state[index].step;
+	})
+}
+
+int vt_shim_net_run(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from, int to,
+		    float *out, size_t out_numel, int64_t *oshape, int *ondim)
+{
+	GUARD({
+		torch::InferenceMode im;
+		torch::Tensor y = run_layers(net, from_host(x, xshape, xndim, net->device), from, to, false);
+		y = y.to(torch::kCPU).contiguous();
+		if ((size_t)y.numel() > out_numel)
+			throw std::runtime_error("output buffer too small");
+		std::memcpy(out, y.data_ptr<float>(), y.numel() * sizeof(float));
+		*ondim = (int)y.dim();
+		for (int d = 0; d < y.dim(); d++)
+			oshape[d] = y.size(d);
+	})
+}
+
+int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from,
+			   const int64_t *y, double lr, double *loss, int64_t *correct)
+{
+	GUARD({
+		if (!net->has_opt)
+			throw std::runtime_error("no optimizer set");
+		torch::Tensor in = from_host(x, xshape, xndim, net->device);
+		torch::Tensor target =
+			torch::from_blob(const_cast<int64_t *>(y), {xshape[0]}, torch::kInt64).to(net->device, false, true);
+		torch::Tensor logits = run_layers(net, in, from, (int)net->layers.size(), true);
+		torch::Tensor l = torch::nn::functional::cross_entropy(logits, target);
+		l.backward();
+		update(net, lr);
+		*loss = l.item<double>();
+		*correct = logits.argmax(1).eq(target).sum().item<int64_t>();
+	})
+}
+
+} // extern "C"

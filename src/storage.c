@@ -1,0 +1,199 @@
+/* storage.c - where a storage's bytes come from: the generator behind fresh layers
+ * (xoshiro256** seeded per storage, Marsaglia's polar method for normals), and reading a
+ * tensor's elements from its source file, its generator or memory into a contiguous buffer
+ * (the training path; checkpoint conversion streams storages instead, see pth_write.c).
+ */
+#include "vt_pth.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void vt_rng_seed(struct vt_rng *r, uint64_t seed)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&seed);
+	r->has_spare = 0;
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+double vt_rng_uniform(struct vt_rng *r)
+{
+	uint64_t *s = r->s, result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return (double)(result >> 11) * 0x1.0p-53;
+}
+
+/* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
+double vt_rng_normal(struct vt_rng *r)
+{
+	double u, v, q, f;
+
+	if (r->has_spare) {
+		r->has_spare = 0;
+		return r->spare;
+	}
+	do {
+		u = 2.0 * vt_rng_uniform(r) - 1.0;
+		v = 2.0 * vt_rng_uniform(r) - 1.0;
+		q = u * u + v * v;
+	} while (q >= 1.0 || q == 0.0);
+	f = sqrt(-2.0 * log(q) / q);
+	r->spare = v * f;
+	r->has_spare = 1;
+	return u * f;
+}
+
+void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		switch (init->kind) {
+		case VT_INIT_NORMAL:
+			out[i] = (float)(init->a * vt_rng_normal(r));
+			break;
+		case VT_INIT_UNIFORM:
+			out[i] = (float)(init->a * (2.0 * vt_rng_uniform(r) - 1.0));
+			break;
+		case VT_INIT_CONST:
+			out[i] = (float)init->a;
+			break;
+		default:
+			out[i] = 0.0f;
+		}
+	}
+}
+
+int vt_storage_generate(struct vt_rng *r, const struct vt_storage *s, void *out, size_t n, struct vt_err *err)
+{
+	size_t i;
+
+	if (s->dtype == VT_F32) {
+		vt_init_fill(r, &s->init, out, n);
+		return 0;
+	}
+	if (s->dtype == VT_I64) { /* counters such as num_batches_tracked */
+		int64_t v = (int64_t)s->init.a;
+		for (i = 0; i < n; i++)
+			memcpy((char *)out + 8 * i, &v, 8);
+		return 0;
+	}
+	return vt_err_set(err, VT_EUNSUPPORTED, "cannot generate a %s storage", vt_dtype_info(s->dtype)->name);
+}
+
+int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err)
+{
+	uint64_t nbytes = vt_storage_nbytes(s);
+	void *buf = malloc(nbytes ? (size_t)nbytes : 1);
+	int rc = 0;
+
+	if (!buf || nbytes > SIZE_MAX / 2) {
+		free(buf);
+		return vt_err_set(err, VT_ENOMEM, "out of memory for a storage of %llu bytes", (unsigned long long)nbytes);
+	}
+	if (s->src == VT_STORAGE_MEM) {
+		memcpy(buf, s->mem, (size_t)nbytes);
+	} else if (s->src == VT_STORAGE_INIT) {
+		struct vt_rng r;
+		vt_rng_seed(&r, s->init.seed);
+		rc = vt_storage_generate(&r, s, buf, (size_t)s->numel, err);
+	} else if (s->entry && s->entry->method != 0) {
+		rc = vt_err_set(err, VT_EUNSUPPORTED, "storage '%s' is in a deflated record: re-save it with vggtl save-weights first",
+				s->key);
+	} else {
+		rc = vt_src_read(src, s->offset, buf, (size_t)nbytes, err);
+	}
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
+static float half_to_float(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+	float f;
+
+	if (e == 0) { /* zero or subnormal: m * 2^-24 */
+		f = ldexpf((float)m, -24);
+		return sign ? -f : f;
+	}
+	if (e == 31)
+		bits = sign | 0x7f800000u | (m << 13);
+	else
+		bits = sign | ((e + 112) << 23) | (m << 13);
+	memcpy(&f, &bits, 4);
+	return f;
+}
+
+int vt_tensor_to_f32(const struct vt_tensor *t, const void *storage, float *out, struct vt_err *err)
+{
+	int64_t idx[VT_MAX_DIMS] = { 0 };
+	uint64_t n = 1, k;
+	int d;
+
+	for (d = 0; d < t->ndim; d++)
+		n *= (uint64_t)t->size[d];
+	for (k = 0; k < n; k++) {
+		int64_t at = t->offset;
+		const unsigned char *p;
+		for (d = 0; d < t->ndim; d++)
+			at += idx[d] * t->stride[d];
+		p = (const unsigned char *)storage + (uint64_t)at * (uint64_t)vt_dtype_info(t->dtype)->size;
+		switch (t->dtype) {
+		case VT_F32:
+			memcpy(&out[k], p, 4);
+			break;
+		case VT_F64: {
+			double v;
+			memcpy(&v, p, 8);
+			out[k] = (float)v;
+			break;
+		}
+		case VT_F16: {
+			uint16_t h;
+			memcpy(&h, p, 2);
+			out[k] = half_to_float(h);
+			break;
+		}
+		case VT_BF16: {
+			uint32_t bits = (uint32_t)(p[0] | (p[1] << 8)) << 16;
+			memcpy(&out[k], &bits, 4);
+			break;
+		}
+		default:
+			return vt_err_set(err, VT_EUNSUPPORTED, "a %s tensor cannot be used as weights",
+					  vt_dtype_info(t->dtype)->name);
+		}
+		for (d = t->ndim - 1; d >= 0; d--) { /* next index, last dimension fastest */
+			if (++idx[d] < t->size[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+	return 0;
+}
