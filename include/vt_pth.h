@@ -145,6 +145,11 @@ struct vt_meta {
 	const char *prefix; /* module path without the trailing dot; "" is the root */
 	int version;
 };
+/* Emits a state_dict object (OrderedDict with _metadata when meta is not NULL). */
+void vt_pthw_state_dict(struct vt_pthw *w, const struct vt_named *t, size_t n, const struct vt_meta *meta,
+			size_t nmeta);
+/* Emits OrderedDict() (memoized global, REDUCE, BINPUT). */
+void vt_pkw_ordereddict(struct vt_pkw *pk);
 /* Writes the state_dict form (torch.save(model.state_dict())); loads with weights_only=True. */
 int vt_pth_write_state_dict(const char *path, const struct vt_src *src, const struct vt_named *t,
 			    size_t n, const struct vt_meta *meta, size_t nmeta, struct vt_err *err);

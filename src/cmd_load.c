@@ -14,7 +14,10 @@ struct list {
 	struct vt_named *t;
 	size_t n, cap;
 	int oom;
+	size_t visits; /* values walked: shared containers make a tree exponentially larger than its file */
 };
+
+#define MAX_VISITS 10000000
 
 static void list_add(struct list *l, const char *name, const struct vt_tensor *t)
 {
@@ -42,8 +45,9 @@ static void flatten(struct list *l, const struct vt_pk *v, const char *path, int
 	char sub[1024];
 	size_t i;
 
-	if (!v || depth > VT_PK_MAX_DEPTH)
+	if (!v || depth > VT_PK_MAX_DEPTH || l->visits > MAX_VISITS)
 		return;
+	l->visits++;
 	if (vt_pk_tensor(v)) {
 		list_add(l, path, vt_pk_tensor(v));
 		return;
@@ -174,6 +178,12 @@ int cmd_load(int argc, char **argv)
 		if (l.oom) {
 			rc = EXIT_FAIL;
 			fprintf(stderr, "vggtl: out of memory\n");
+			goto out;
+		}
+		if (l.visits > MAX_VISITS) {
+			rc = EXIT_FAIL;
+			fprintf(stderr, "vggtl: %s: more than %d values to walk (containers shared over and over)\n",
+				s.label, MAX_VISITS);
 			goto out;
 		}
 	}

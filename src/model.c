@@ -14,6 +14,7 @@
  * keys to be seen by).
  */
 #include "vt_model.h"
+#include "vt_net.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -288,9 +289,9 @@ static int own(struct vt_model *m, struct vt_tensor *t, struct vt_storage *s)
 	return 0;
 }
 
-/* A new contiguous tensor of shape dims (ndim 0..2 here; convolutions use 4) filled by init. */
-static int gen_tensor(struct vt_model *m, struct vt_module *mod, int slot, const char *path, int dtype,
-		      int ndim, const int64_t *dims, enum vt_init_kind kind, double a, uint64_t seed)
+/* A new model-owned contiguous tensor replacing mod->t[slot]; returns its storage to fill. */
+static struct vt_storage *new_tensor(struct vt_model *m, struct vt_module *mod, int slot, int dtype, int ndim,
+				     const int64_t *dims)
 {
 	struct vt_tensor *t = calloc(1, sizeof(*t));
 	struct vt_storage *s = calloc(1, sizeof(*s));
@@ -300,7 +301,7 @@ static int gen_tensor(struct vt_model *m, struct vt_module *mod, int slot, const
 	if (!t || !s || own(m, t, s)) {
 		free(t);
 		free(s);
-		return VT_ENOMEM;
+		return NULL;
 	}
 	for (i = ndim - 1; i >= 0; i--) {
 		t->size[i] = dims[i];
@@ -316,11 +317,22 @@ static int gen_tensor(struct vt_model *m, struct vt_module *mod, int slot, const
 	s->location = (char *)"cpu";
 	s->dtype = dtype;
 	s->numel = numel;
+	mod->t[slot] = t;
+	return s;
+}
+
+/* A new tensor of shape dims filled by init (seeded by its state_dict name). */
+static int gen_tensor(struct vt_model *m, struct vt_module *mod, int slot, const char *path, int dtype,
+		      int ndim, const int64_t *dims, enum vt_init_kind kind, double a, uint64_t seed)
+{
+	struct vt_storage *s = new_tensor(m, mod, slot, dtype, ndim, dims);
+
+	if (!s)
+		return VT_ENOMEM;
 	s->src = VT_STORAGE_INIT;
 	s->init.kind = kind;
 	s->init.a = a;
 	s->init.seed = name_seed(seed, path, tensor_names[slot]);
-	mod->t[slot] = t;
 	return 0;
 }
 
@@ -391,12 +403,26 @@ static int init_tree(struct vt_model *m, struct vt_module *mod, const char *path
 	return rc;
 }
 
+int vt_model_set_mem_tensor(struct vt_model *m, struct vt_module *mod, int slot, int dtype, int ndim,
+			    const int64_t *shape, void *data)
+{
+	struct vt_storage *s = new_tensor(m, mod, slot, dtype, ndim, shape);
+
+	if (!s)
+		return VT_ENOMEM;
+	s->src = VT_STORAGE_MEM;
+	s->mem = data;
+	return 0;
+}
+
 void vt_model_release(struct vt_model *m)
 {
 	size_t i;
 
 	mod_free(m->root);
 	for (i = 0; i < m->nown; i++) {
+		if (m->own_s[i]->src == VT_STORAGE_MEM)
+			free(m->own_s[i]->mem);
 		free(m->own_t[i]);
 		free(m->own_s[i]);
 	}

@@ -43,14 +43,6 @@ static const char *const class_paths[VT_MOD_KIND_COUNT][2] = {
 	[VT_MOD_FLATTEN] = { "torch.nn.modules.flatten", "Flatten" },
 };
 
-static void empty_ordereddict(struct vt_pkw *pk)
-{
-	vt_pkw_global(pk, "collections", "OrderedDict");
-	vt_pkw_op(pk, VT_OP_EMPTY_TUPLE);
-	vt_pkw_op(pk, VT_OP_REDUCE);
-	vt_pkw_put(pk);
-}
-
 static void pair_value(struct vt_pkw *pk, const struct vt_pair *p)
 {
 	if (!p->is_tuple) {
@@ -74,7 +66,7 @@ static void tensor_dict(struct vt_pthw *w, const struct vt_module *m, int first,
 	struct vt_pkw *pk = &w->pk;
 	int slot, n = last - first + 1, i = 0;
 
-	empty_ordereddict(pk);
+	vt_pkw_ordereddict(pk);
 	for (slot = first; slot <= last; slot++, i++) {
 		vt_pkw_batch_begin(pk, (size_t)i, (size_t)n);
 		vt_pkw_str_interned(pk, slot == 0 ? "weight" : slot == 1 ? "bias" : slot == 2 ? "running_mean" :
@@ -206,12 +198,12 @@ static void module(struct vt_pthw *w, const struct vt_module *m)
 	if (has_params)
 		tensor_dict(w, m, VT_T_WEIGHT, VT_T_BIAS, 1);
 	else
-		empty_ordereddict(pk);
+		vt_pkw_ordereddict(pk);
 	attr(pk, "_buffers");
 	if (m->kind == VT_MOD_BATCHNORM2D)
 		tensor_dict(w, m, VT_T_RUNNING_MEAN, VT_T_NUM_BATCHES, 0);
 	else
-		empty_ordereddict(pk);
+		vt_pkw_ordereddict(pk);
 	attr(pk, "_non_persistent_buffers_set");
 	vt_pkw_global(pk, "__builtin__", "set");
 	vt_pkw_op(pk, VT_OP_EMPTY_LIST);
@@ -224,10 +216,10 @@ static void module(struct vt_pthw *w, const struct vt_module *m)
 		if (strcmp(hook_dicts[i], "_is_full_backward_hook") == 0)
 			vt_pkw_none(pk);
 		else
-			empty_ordereddict(pk);
+			vt_pkw_ordereddict(pk);
 	}
 	attr(pk, "_modules");
-	empty_ordereddict(pk);
+	vt_pkw_ordereddict(pk);
 	for (i = 0; i < m->nchild; i++) {
 		vt_pkw_batch_begin(pk, i, m->nchild);
 		vt_pkw_str(pk, m->child[i]->name);

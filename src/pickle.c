@@ -14,7 +14,10 @@
  * Limits: a memo index may not exceed twice the pickle's length plus 64 (Python's own
  * picklers number the memo densely, so a real file is far below), the stack and memo grow
  * only by what the input pays for, and every declared length is checked against the bytes
- * left in the source before anything is allocated.
+ * left in the source before anything is allocated.  The value tree may take at most
+ * ARENA_PER_BYTE bytes per pickle byte read plus ARENA_BASE: torch files take under 32, but
+ * a hook that copies (OrderedDict(items), called again and again on one shared list) could
+ * otherwise turn kilobytes of input into gigabytes.
  */
 #include "vt_pickle.h"
 
@@ -165,6 +168,8 @@ int vt_pk_dict_set(struct vt_unpickler *u, struct vt_pk *d, struct vt_pk *k, str
 /* ---- cursor ---------------------------------------------------------------------------- */
 
 enum { WINDOW = 1 << 16 };
+#define ARENA_BASE ((uint64_t)64 << 20)
+#define ARENA_PER_BYTE 128
 
 static int need(struct vt_unpickler *u, size_t n, struct vt_err *err)
 {
@@ -781,6 +786,10 @@ int vt_unpickle(struct vt_unpickler *u, const struct vt_src *src, uint64_t *pos,
 		if ((rc = take(u, &op, 1, err)))
 			break;
 		rc = step(u, op, at, &stop, err);
+		if (rc == 0 && u->arena.used > ARENA_BASE + ARENA_PER_BYTE * u->pos)
+			rc = vt_err_set(err, VT_ENOMEM,
+					"pickle: the values built by offset %llu take more than %d bytes per byte of pickle",
+					(unsigned long long)at, ARENA_PER_BYTE);
 	}
 	if (rc)
 		return rc;

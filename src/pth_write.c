@@ -158,8 +158,8 @@ static void int_tuple(struct vt_pkw *pk, const int64_t *v, int n)
 	vt_pkw_tuple_end(pk, n);
 }
 
-/* OrderedDict(): the empty backward-hooks argument */
-static void empty_ordereddict(struct vt_pkw *pk)
+/* OrderedDict(), memoized */
+void vt_pkw_ordereddict(struct vt_pkw *pk)
 {
 	vt_pkw_global(pk, "collections", "OrderedDict");
 	vt_pkw_op(pk, VT_OP_EMPTY_TUPLE);
@@ -193,14 +193,14 @@ void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param)
 	int_tuple(pk, t->size, t->ndim);
 	int_tuple(pk, t->stride, t->ndim);
 	vt_pkw_bool(pk, 0);
-	empty_ordereddict(pk);
+	vt_pkw_ordereddict(pk);
 	vt_pkw_op(pk, VT_OP_TUPLE);
 	vt_pkw_put(pk);
 	vt_pkw_op(pk, VT_OP_REDUCE);
 	vt_pkw_put(pk);
 	if (as_param) {
 		vt_pkw_bool(pk, t->requires_grad);
-		empty_ordereddict(pk);
+		vt_pkw_ordereddict(pk);
 		vt_pkw_op(pk, VT_OP_TUPLE);
 		vt_pkw_put(pk);
 		vt_pkw_op(pk, VT_OP_REDUCE);
@@ -257,41 +257,48 @@ int vt_pthw_save(struct vt_pthw *w, const char *path, const struct vt_src *src, 
 	return rc;
 }
 
+void vt_pthw_state_dict(struct vt_pthw *w, const struct vt_named *t, size_t n, const struct vt_meta *meta,
+			size_t nmeta)
+{
+	struct vt_pkw *pk = &w->pk;
+	size_t i;
+
+	vt_pkw_ordereddict(pk);
+	for (i = 0; i < n; i++) {
+		vt_pkw_batch_begin(pk, i, n);
+		vt_pkw_str(pk, t[i].name);
+		vt_pthw_tensor(w, t[i].t, 0);
+		vt_pkw_batch_end(pk, i, n, 0);
+	}
+	if (!meta)
+		return;
+	/* BUILD state {'_metadata': OrderedDict(prefix -> {'version': v})} */
+	vt_pkw_op(pk, VT_OP_EMPTY_DICT);
+	vt_pkw_put(pk);
+	vt_pkw_str(pk, "_metadata");
+	vt_pkw_ordereddict(pk);
+	for (i = 0; i < nmeta; i++) {
+		vt_pkw_batch_begin(pk, i, nmeta);
+		vt_pkw_str(pk, meta[i].prefix);
+		vt_pkw_op(pk, VT_OP_EMPTY_DICT);
+		vt_pkw_put(pk);
+		vt_pkw_str_interned(pk, "version");
+		vt_pkw_int(pk, meta[i].version);
+		vt_pkw_op(pk, VT_OP_SETITEM);
+		vt_pkw_batch_end(pk, i, nmeta, 0);
+	}
+	vt_pkw_op(pk, VT_OP_SETITEM);
+	vt_pkw_op(pk, VT_OP_BUILD);
+}
+
 int vt_pth_write_state_dict(const char *path, const struct vt_src *src, const struct vt_named *t,
 			    size_t n, const struct vt_meta *meta, size_t nmeta, struct vt_err *err)
 {
 	struct vt_pthw w;
-	struct vt_pkw *pk = &w.pk;
-	size_t i;
 	int rc;
 
 	vt_pthw_init(&w);
-	empty_ordereddict(pk);
-	for (i = 0; i < n; i++) {
-		vt_pkw_batch_begin(pk, i, n);
-		vt_pkw_str(pk, t[i].name);
-		vt_pthw_tensor(&w, t[i].t, 0);
-		vt_pkw_batch_end(pk, i, n, 0);
-	}
-	if (meta) {
-		/* BUILD state {'_metadata': OrderedDict(prefix -> {'version': v})} */
-		vt_pkw_op(pk, VT_OP_EMPTY_DICT);
-		vt_pkw_put(pk);
-		vt_pkw_str(pk, "_metadata");
-		empty_ordereddict(pk);
-		for (i = 0; i < nmeta; i++) {
-			vt_pkw_batch_begin(pk, i, nmeta);
-			vt_pkw_str(pk, meta[i].prefix);
-			vt_pkw_op(pk, VT_OP_EMPTY_DICT);
-			vt_pkw_put(pk);
-			vt_pkw_str_interned(pk, "version");
-			vt_pkw_int(pk, meta[i].version);
-			vt_pkw_op(pk, VT_OP_SETITEM);
-			vt_pkw_batch_end(pk, i, nmeta, 0);
-		}
-		vt_pkw_op(pk, VT_OP_SETITEM);
-		vt_pkw_op(pk, VT_OP_BUILD);
-	}
+	vt_pthw_state_dict(&w, t, n, meta, nmeta);
 	rc = vt_pthw_save(&w, path, src, err);
 	vt_pthw_release(&w);
 	return rc;

@@ -1,0 +1,33 @@
+/* vt_ckpt.h - training checkpoints in the common PyTorch recipe's shape:
+ *   {'epoch': int, 'model_state_dict': OrderedDict, 'optimizer_state_dict': {'state': {...},
+ *    'param_groups': [{...}]}, 'loss': float, 'accuracy': float, 'arch': str}
+ * The optimizer part has torch.optim.SGD's / Adam's exact layout, so Python can continue
+ * with optimizer.load_state_dict(ckpt['optimizer_state_dict']).
+ */
+#ifndef VT_CKPT_H
+#define VT_CKPT_H
+
+#include "vt_model.h"
+#include "vt_shim.h"
+
+/* Optimizer state: param id p (0..n-1, the order of the trainable parameters in
+ * state_dict order) has a, b (float32, numel[p] values each, NULL when absent) and step. */
+struct vt_optim_state {
+	struct vt_shim_opt opt;
+	int n;
+	uint64_t *numel;
+	const struct vt_tensor **shape; /* a tensor with the parameter's shape */
+	float **a, **b;                 /* momentum_buffer or exp_avg; exp_avg_sq */
+	int64_t *step;
+};
+
+int vt_optim_state_init(struct vt_optim_state *o, int n);
+void vt_optim_state_release(struct vt_optim_state *o);
+
+int vt_ckpt_save(const char *path, const struct vt_model *m, const struct vt_src *src, int epoch,
+		 const struct vt_optim_state *o, double loss, double accuracy, struct vt_err *err);
+/* Reads 'epoch' and 'optimizer_state_dict' from a checkpoint into o (whose n and numel are
+ * set by the caller); a missing optimizer part leaves o empty. */
+int vt_ckpt_read(const struct vt_pth *pth, struct vt_optim_state *o, int *epoch, struct vt_err *err);
+
+#endif
