@@ -71,6 +71,10 @@ int vt_model_add_linear(struct vt_model *m, const char *name, int64_t in, int64_
 			struct vt_err *err);
 /* Replaces the classifier's last Linear with Linear(its in_features, out). */
 int vt_model_replace_last(struct vt_model *m, int64_t out, uint64_t seed, struct vt_err *err);
+/* Replaces mod->t[slot] with a model-owned contiguous in-memory tensor (dtype VT_F32 or
+ * VT_I64) over data, which the model takes over (freed with the model). */
+int vt_model_set_mem_tensor(struct vt_model *m, struct vt_module *mod, int slot, int dtype, int ndim,
+			    const int64_t *shape, void *data);
 /* Checks that every tensor has the shape its module implies. */
 int vt_model_check(const struct vt_model *m, struct vt_err *err);
 

@@ -58,9 +58,4 @@ void vt_net_free(struct vt_net *net);
 /* The shim's message after a failed call, as an error. */
 int vt_net_fail(const struct vt_net *net, const char *what, struct vt_err *err);
 
-/* Model-owned in-memory tensor (contiguous, dtype VT_F32 or VT_I64), replacing mod->t[slot];
- * data is taken over by the model. */
-int vt_model_set_mem_tensor(struct vt_model *m, struct vt_module *mod, int slot, int dtype, int ndim,
-			    const int64_t *shape, void *data);
-
 #endif

@@ -17,12 +17,16 @@ int cmd_extend(int argc, char **argv);
 int cmd_save_full(int argc, char **argv);
 int cmd_save_weights(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 enum opt_type {
 	OPT_END,
 	OPT_FLAG,      /* int, set to 1 */
 	OPT_STRING,    /* const char * */
 	OPT_INT,       /* long long, decimal, whole argument */
+	OPT_FLOAT,     /* double */
 	OPT_OPTSTRING  /* --name or --name=VALUE: int set to 1, const char * to VALUE */
 };
 

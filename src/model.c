@@ -14,7 +14,6 @@
  * keys to be seen by).
  */
 #include "vt_model.h"
-#include "vt_net.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -44,6 +44,17 @@ static int set_value(const struct option *o, const char *arg, const char *cmd)
 		}
 		*(long long *)o->value = v;
 		return 0;
+	case OPT_FLOAT: {
+		double d;
+		errno = 0;
+		d = strtod(arg, &end);
+		if (errno || end == arg || *end) {
+			fprintf(stderr, "vggtl %s: --%s wants a number, not '%s'\n", cmd, o->long_name, arg);
+			return EXIT_USAGE;
+		}
+		*(double *)o->value = d;
+		return 0;
+	}
 	default:
 		return 0;
 	}

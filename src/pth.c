@@ -553,8 +553,10 @@ int vt_pth_open(struct vt_pth *pth, const char *path, struct vt_err *err)
 	}
 	rc = vt_pth_open_src(pth, &src, err);
 	pth->name = strdup(path);
-	if (rc)
+	if (rc) {
 		vt_err_prefix(err, "%s", path);
+		vt_pth_close(pth);
+	}
 	return rc;
 }
 

@@ -199,7 +199,9 @@ void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param)
 	vt_pkw_op(pk, VT_OP_REDUCE);
 	vt_pkw_put(pk);
 	if (as_param) {
-		vt_pkw_bool(pk, t->requires_grad);
+		/* a tensor from a state_dict was saved detached; as a parameter it trains again,
+		 * as nn.Parameter defaults to; a whole model's own flags are kept */
+		vt_pkw_bool(pk, t->is_param ? t->requires_grad : 1);
 		vt_pkw_ordereddict(pk);
 		vt_pkw_op(pk, VT_OP_TUPLE);
 		vt_pkw_put(pk);

@@ -91,8 +91,8 @@ int source_open(struct source *s, int nargs, char **args, int need_model)
 		fprintf(stderr, "vggtl: %s\n", nargs ? "give one model FILE" : "no model given: give a FILE or --arch NAME");
 		return EXIT_USAGE;
 	}
-	if (!s->arch && (s->pretrained || s->seed)) {
-		fprintf(stderr, "vggtl: --pretrained and --seed go with --arch\n");
+	if (!s->arch && s->pretrained) {
+		fprintf(stderr, "vggtl: --pretrained goes with --arch\n");
 		return EXIT_USAGE;
 	}
 	if (s->arch) {

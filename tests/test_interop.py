@@ -177,12 +177,10 @@ def rezip(src, dst, edit):
             zout.writestr(info.filename, edit(info.filename, zin.read(info.filename)))
 
 
-def record_data_offset(f, name_suffix=None):
-    """(offset, size) of a zip record's data: the named one, or else the largest."""
+def largest_record(f):
+    """(offset, size) of the data of a zip's largest record."""
     with zipfile.ZipFile(f) as z:
-        infos = z.infolist()
-        info = (next(i for i in infos if i.filename.endswith(name_suffix)) if name_suffix
-                else max(infos, key=lambda i: i.file_size))
+        info = max(z.infolist(), key=lambda i: i.file_size)
     with open(f, "rb") as fh:
         fh.seek(info.header_offset)
         hdr = fh.read(30)
@@ -194,10 +192,6 @@ def forward(model):
     model.eval()
     with torch.no_grad():
         return model(T.x)
-
-
-def strip_prefix(sd, prefix):
-    return collections.OrderedDict((k[len(prefix):], v) for k, v in sd.items())
 
 
 def add_prefix(sd, prefix):
@@ -355,7 +349,8 @@ def check_whole_model(f, desc):
     d = same_tensors(model.state_dict(), T.sd)
     check(d is None, f"{desc}: its state_dict is bit-equal to the original's", d)
     d = [n for n, p in model.named_parameters() if not isinstance(p, nn.Parameter) or not p.requires_grad]
-    check(not d, f"{desc}: parameters are nn.Parameter with requires_grad", d)
+    check(not d, f"{desc}: every parameter is an nn.Parameter with requires_grad=True (trainable)",
+          f"{len(d)} are not, first {d[:3]}")
     check(torch.equal(forward(model), T.out), f"{desc}: eval forward pass equals the original's exactly")
 
 
@@ -376,6 +371,8 @@ def case_vggtl_writes():
     check(target.load_state_dict(sd, strict=True) is not None and torch.equal(forward(target), T.out),
           "save-weights: load_state_dict(strict=True) into torchvision vgg16+add_linear; same forward")
     del sd, target
+    r = vggtl("verify", "w1.pth")
+    check(r.rc == 0 and "ok" in r.out, "verify of vggtl's own output: ok", r)
     rm("w1.pth")
 
     # whole model from a state_dict and from the legacy files
@@ -454,10 +451,12 @@ def case_extend():
             err = None
         except RuntimeError as e:
             err = e
-        check(err is None, f"--replace-last {arch}: load_state_dict(strict=True) into torchvision {arch}(num_classes=10)",
+        check(err is None,
+              f"--replace-last {arch}: load_state_dict(strict=True) into torchvision {arch}(num_classes=10)",
               err)
         r = vggtl("load", "rl.pth")
-        check(r.rc == 0 and r.out == str(target) + "\n", f"--replace-last {arch}: load prints {arch}(num_classes=10)", r)
+        check(r.rc == 0 and r.out == str(target) + "\n", f"--replace-last {arch}: load prints {arch}(num_classes=10)",
+              r)
         rm("rl.pth")
 
 
@@ -487,12 +486,30 @@ def case_pretrained():
     check(r.rc == 0, "extend --arch vgg16 --pretrained --add-linear 1000:10: exit 0", r)
     sd = torch.load(path("pre.pth"), weights_only=True)
     d = same_tensors(collections.OrderedDict((k, sd[k]) for k in plain), plain) if set(plain) <= set(sd) else "keys"
-    check(list(sd) == list(T.sd) and d is None, "extend --pretrained: the pretrained tensors, bit-equal, then add_linear",
+    check(list(sd) == list(T.sd) and d is None,
+          "extend --pretrained: the pretrained tensors, bit-equal, then add_linear",
           d, list(sd)[-4:])
     bound = 1 / math.sqrt(1000)
     check(sd["classifier.add_linear.weight"].abs().max().item() <= bound, "extend --pretrained: add_linear initialised")
     del sd
-    rm("pre.pth", ckpt)
+    rm("pre.pth")
+
+    # the same file as a plain FILE source, with a layer name of our own, whole-model output
+    r = vggtl("extend", ckpt, "--add-linear", "1000:10", "--name", "head", "-o", "head.pth")
+    check(r.rc == 0, "extend FILE --add-linear 1000:10 --name head: exit 0", r)
+    want = tv("vgg16")
+    want.classifier.add_module("head", nn.Linear(1000, 10))
+    model = torch.load(path("head.pth"), weights_only=False)
+    sd = model.state_dict()
+    check(str(model) == str(want) and list(sd) == list(want.state_dict()),
+          "extend --name head: prints and names tensors like classifier.add_module('head', ...)")
+    d = same_tensors(collections.OrderedDict((k, sd[k]) for k in plain), plain)
+    check(d is None, "extend FILE: the file's tensors are bit-equal", d)
+    d = [n for n, p in model.named_parameters() if not p.requires_grad]
+    check(not d, "extend FILE --style full: every parameter has requires_grad=True (trainable)",
+          f"{len(d)} are not, first {d[:3]}")
+    del model, sd
+    rm("head.pth", ckpt)
 
     empty = path("empty_home")
     os.makedirs(empty)
@@ -522,11 +539,11 @@ def odd_state_dict():
     sd["features.7.weight"] = sd["features.7.weight"].bfloat16()
     sd["classifier.add_linear.weight"] = sd["classifier.add_linear.weight"].double().t().contiguous().t()
     sd["classifier.add_linear.bias"] = sd["classifier.add_linear.bias"].bfloat16()
-    return sd, big
+    return sd
 
 
 def case_exact_tensors():
-    sd, big = odd_state_dict()
+    sd = odd_state_dict()
     for f, kw in (("odd.pth", {}), ("odd_legacy.pth", {"_use_new_zipfile_serialization": False})):
         torch.save(sd, path(f), **kw)
         r = vggtl("load", f)
@@ -567,7 +584,8 @@ def case_exact_tensors():
     check(r.rc == 0 and r.out == tensor_lines(small), "load --tensors: int64/int32/uint8/bool/0-dim/empty tensors", r,
           first_diff(r.out, tensor_lines(small)))
     r = vggtl("load", "small.pth", "--json")
-    check(r.rc == 0 and json.loads(r.out or "{}").get("tensors") == tensor_json(small), "load --json of a tensor dict", r)
+    check(r.rc == 0 and json.loads(r.out or "{}").get("tensors") == tensor_json(small),
+          "load --json of a tensor dict", r)
     rm("small.pth")
 
     torch.manual_seed(0)
@@ -600,8 +618,8 @@ def case_hostile():
     torch.save(SystemCall(), path("evil_system.pth"))
     torch.save({"features.0.weight": torch.zeros(1), "x": EvalCall()}, path("evil_eval.pth"))
     torch.save(SystemCall(), path("evil_legacy.pth"), _use_new_zipfile_serialization=False)
-    for f, names in (("evil_system.pth", ("os.system", "posix.system")), ("evil_eval.pth", ("builtins.eval", "__builtin__.eval")),
-                     ("evil_legacy.pth", ("os.system", "posix.system"))):
+    system, evaluate = ("os.system", "posix.system"), ("builtins.eval", "__builtin__.eval")  # as pickled
+    for f, names in (("evil_system.pth", system), ("evil_eval.pth", evaluate), ("evil_legacy.pth", system)):
         for cmd in (["load", f], ["load", f, "--tensors"], ["save-weights", f, "-o", "never.pth"], ["verify", f]):
             r = vggtl(*cmd)
             desc = " ".join(cmd[:2]) + (" --tensors" if "--tensors" in cmd else "")
@@ -673,7 +691,7 @@ def case_verify_and_damage():
     rm("hardlink.pth", "whole_legacy.pth")
 
     # one byte flipped inside a tensor record
-    off, size = record_data_offset(path("whole.pth"))
+    off, size = largest_record(path("whole.pth"))
     with open(path("whole.pth"), "r+b") as fh:
         fh.seek(off + size // 2)
         b = fh.read(1)
