@@ -33,7 +33,10 @@ CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
 UNIT    = test_zip test_pickle test_pth test_model
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 
-.PHONY: all test demo bench deps clean fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth
+
+.PHONY: all test demo bench deps clean fuzz print-lib-src
 
 all: $(BUILD)/vggtl
 
@@ -67,6 +70,14 @@ demo: deps
 bench: deps
 	$(MAKE) --no-print-directory $(BUILD)/vggtl
 	PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
+
+# libFuzzer targets (clang): built into build/fuzz/, each run FUZZ_SECONDS on a scratch
+# corpus build/fuzz/corpus-NAME seeded from tests/fixtures/ (tools/fuzz.sh)
+fuzz:
+	LIB_SRC="$(LIB_SRC)" FUZZ_SECONDS=$(FUZZ_SECONDS) sh tools/fuzz.sh $(FUZZ_TARGETS)
+
+print-lib-src:
+	@echo $(LIB_SRC)
 
 clean:
 	rm -rf build

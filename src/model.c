@@ -765,7 +765,13 @@ static int sd_layers(const struct vt_pk *d, size_t skip, const char *section, st
 			if (strlen(l[j].name) == nlen && strncmp(l[j].name, key, nlen) == 0)
 				break;
 		if (j == *n) {
-			struct sd_layer *p = realloc(l, (*n + 1) * sizeof(*l));
+			struct sd_layer *p;
+			if (*n == 1024) { /* a VGG has 53 at most; the search above is quadratic */
+				free(l);
+				return vt_err_set(err, VT_EFORMAT, "state_dict matches no VGG: more than 1024 layers in '%s'",
+						  section);
+			}
+			p = realloc(l, (*n + 1) * sizeof(*l));
 			if (!p) {
 				free(l);
 				return vt_err_set(err, VT_ENOMEM, "out of memory");

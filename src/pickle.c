@@ -11,7 +11,7 @@
  * (INT, LONG, FLOAT, STRING, UNICODE, PUT, GET, PERSID), INST, OBJ, EXT1/2/4, NEXT_BUFFER,
  * READONLY_BUFFER, and integers wider than 64 bits.
  *
- * Limits: a memo index may not exceed twice the pickle's length plus 64 (Python's own
+ * Limits: a memo index may not exceed twice the bytes read so far plus 64 (Python's own
  * picklers number the memo densely, so a real file is far below), the stack and memo grow
  * only by what the input pays for, and every declared length is checked against the bytes
  * left in the source before anything is allocated.  The value tree may take at most
@@ -308,7 +308,7 @@ static int memo_put(struct vt_unpickler *u, uint64_t idx, uint64_t at, struct vt
 
 	if (rc)
 		return rc;
-	if (idx > 2 * (u->end) + 64)
+	if (idx > 2 * u->pos + 64) /* pos, not end: a legacy file's end includes its tensor bytes */
 		return vt_err_set(err, VT_EFORMAT, "pickle: memo index %llu too large at offset %llu",
 				  (unsigned long long)idx, (unsigned long long)at);
 	if (idx >= u->memo_cap) {

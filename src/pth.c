@@ -288,11 +288,11 @@ static int check_bounds(const struct vt_tensor *t, struct vt_err *err)
 static int rebuild_tensor(struct vt_unpickler *u, struct vt_pk **a, size_t n, int dtype,
 			  struct vt_pk **out, struct vt_err *err)
 {
-	struct vt_storage *s = pk_storage(a[0]);
+	struct vt_storage *s = n >= 4 ? pk_storage(a[0]) : NULL; /* a is NULL for () */
 	struct vt_tensor *t;
 	int nstride = 0, rc;
 
-	if (n < 4 || !s || a[1]->kind != VT_PK_INT || a[1]->u.i < 0)
+	if (!s || a[1]->kind != VT_PK_INT || a[1]->u.i < 0)
 		return vt_err_set(err, VT_EFORMAT, "tensor rebuild with bad arguments");
 	t = vt_arena_alloc(&u->arena, sizeof(*t));
 	if (!t)

@@ -1,0 +1,625 @@
+/* test_pth.c - torch.save files (src/pth.c, src/pth_write.c) on real fixtures.
+ *
+ * The fixtures of tests/fixtures/ were written by Debian's python3-torch 1.13 through
+ * tests/fixtures/make_fixtures.py: one small state_dict (SD below) in the zip container, the
+ * legacy stream and protocol 4, VGG state_dicts and a whole model whose tensors are stride-0
+ * views.  Tested: every tensor's dtype, shape, stride, offset, storage (and sharing) and
+ * bytes; the writer's round trip; every truncation and many byte flips of every fixture,
+ * which must fail cleanly or load, never crash; hostile pickles; the inputs in
+ * tests/fixtures/crashes/ (found by fuzzing or built to exhaust time and memory).
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "vt_model.h"
+#include "vt_pth.h"
+
+static const char *fixtures = "tests/fixtures";
+static char tmpdir[256];
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n > 0 ? (size_t)n : 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static unsigned char *fixture(const char *name, size_t *len)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", fixtures, name);
+	return slurp(path, len);
+}
+
+/* ---- the SD fixture ------------------------------------------------------------------------ */
+
+/* What make_fixtures.py's SD() holds. storage: index of the storage in first-met order. */
+static const struct sd_tensor {
+	const char *name;
+	int dtype, ndim;
+	int64_t size[2], stride[2], offset;
+	int storage;
+	uint64_t numel; /* of the storage */
+} sd[] = {
+	{ "f32", VT_F32, 2, { 2, 3 }, { 3, 1 }, 0, 0, 6 },
+	{ "f16", VT_F16, 1, { 3 }, { 1 }, 0, 1, 3 },
+	{ "bf16", VT_BF16, 1, { 2 }, { 1 }, 0, 2, 2 },
+	{ "f64", VT_F64, 1, { 2 }, { 1 }, 0, 3, 2 },
+	{ "i64", VT_I64, 1, { 3 }, { 1 }, 0, 4, 3 },
+	{ "i32", VT_I32, 2, { 2, 2 }, { 2, 1 }, 0, 5, 4 },
+	{ "u8", VT_U8, 1, { 5 }, { 1 }, 0, 6, 5 },
+	{ "bool", VT_BOOL, 1, { 3 }, { 1 }, 0, 7, 3 },
+	{ "t", VT_F32, 2, { 4, 3 }, { 1, 4 }, 0, 8, 12 },
+	{ "head", VT_F32, 1, { 4 }, { 1 }, 0, 9, 10 },
+	{ "tail", VT_F32, 2, { 2, 3 }, { 3, 1 }, 3, 9, 10 },
+	{ "scalar", VT_F32, 0, { 0 }, { 0 }, 0, 10, 1 },
+};
+enum { SD_N = sizeof(sd) / sizeof(sd[0]), SD_STORAGES = 11 };
+
+/* The expected bytes of storage i (little-endian, as the files hold them). */
+static size_t sd_bytes(int i, unsigned char *out)
+{
+	static const float f32[] = { 0, 0.5f, 1, 1.5f, 2, 2.5f };
+	static const uint16_t f16[] = { 0x3E00, 0xC000, 0x4280 }, bf16[] = { 0x3F80, 0xBF00 };
+	static const double f64[] = { 3.141592653589793, 1e-300 };
+	static const int64_t i64[] = { 1, -1, 1LL << 40 };
+	static const int32_t i32[] = { 7, -8, 9, 10 };
+	static const uint8_t u8[] = { 0, 255, 128, 1, 2 }, b[] = { 1, 0, 1 };
+	float ar[12];
+	int k;
+
+	switch (i) {
+	case 0: memcpy(out, f32, sizeof(f32)); return sizeof(f32);
+	case 1: memcpy(out, f16, sizeof(f16)); return sizeof(f16);
+	case 2: memcpy(out, bf16, sizeof(bf16)); return sizeof(bf16);
+	case 3: memcpy(out, f64, sizeof(f64)); return sizeof(f64);
+	case 4: memcpy(out, i64, sizeof(i64)); return sizeof(i64);
+	case 5: memcpy(out, i32, sizeof(i32)); return sizeof(i32);
+	case 6: memcpy(out, u8, sizeof(u8)); return sizeof(u8);
+	case 7: memcpy(out, b, sizeof(b)); return sizeof(b);
+	case 8:
+	case 9:
+		for (k = 0; k < 12; k++)
+			ar[k] = (float)k;
+		memcpy(out, ar, (i == 8 ? 12 : 10) * sizeof(float));
+		return (i == 8 ? 12 : 10) * sizeof(float);
+	default:
+		ar[0] = 2.5f;
+		memcpy(out, ar, 4);
+		return 4;
+	}
+}
+
+/* Checks pth against SD: names, metadata, sharing and bytes. */
+static void check_sd(const char *what, struct vt_pth *pth)
+{
+	const struct vt_pk *root = pth->root;
+	const struct vt_storage *stor[SD_STORAGES] = { 0 };
+	size_t i, good_meta = 0, good_bytes = 0, distinct = 0;
+
+	CHECK(root && root->kind == VT_PK_DICT && root->u.dict.n == SD_N, "%s: a dict of %d entries", what, SD_N);
+	if (!root || root->kind != VT_PK_DICT || root->u.dict.n != SD_N)
+		return;
+	for (i = 0; i < SD_N; i++) {
+		const struct vt_tensor *t = vt_pk_tensor(root->u.dict.vals[i]);
+		const struct sd_tensor *w = &sd[i];
+		int ok = vt_pk_is_str(root->u.dict.keys[i], w->name) && t && t->dtype == w->dtype &&
+			 t->ndim == w->ndim && t->offset == w->offset && t->storage->numel == w->numel &&
+			 t->storage->dtype == w->dtype && !t->requires_grad && !t->is_param &&
+			 t->storage->src == VT_STORAGE_FILE && t->storage->resolved;
+		int d;
+		for (d = 0; ok && d < w->ndim; d++)
+			ok = t->size[d] == w->size[d] && t->stride[d] == w->stride[d];
+		CHECK(ok, "%s: '%s' is %s, shape/stride/offset as saved, on a %llu-element storage", what, w->name,
+		      vt_dtype_info(w->dtype)->name, (unsigned long long)w->numel);
+		good_meta += ok;
+		if (!t)
+			continue;
+		if (!stor[w->storage]) {
+			unsigned char want[64], got[64];
+			size_t n = sd_bytes(w->storage, want);
+			struct vt_err err = { 0, "" };
+			int rc;
+			stor[w->storage] = t->storage;
+			distinct++;
+			rc = vt_storage_nbytes(t->storage) == n ? vt_src_read(&pth->src, t->storage->offset, got, n, &err) : -1;
+			CHECK(rc == 0 && memcmp(got, want, n) == 0, "%s: storage of '%s': %zu bytes as torch wrote them", what,
+			      w->name, n);
+			good_bytes += rc == 0 && memcmp(got, want, n) == 0;
+		} else {
+			CHECK(stor[w->storage] == t->storage, "%s: '%s' shares the storage of an earlier tensor", what,
+			      w->name);
+		}
+	}
+	CHECK(distinct == SD_STORAGES && pth->nstorages == SD_STORAGES,
+	      "%s: %zu distinct storages, %zu in the file (want %d)", what, distinct, pth->nstorages, SD_STORAGES);
+	CHECK(good_meta == SD_N && good_bytes == SD_STORAGES, "%s: all tensors and bytes match", what);
+}
+
+static int open_fixture(struct vt_pth *pth, const char *name, struct vt_err *err)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", fixtures, name);
+	return vt_pth_open(pth, path, err);
+}
+
+static void test_read(void)
+{
+	static const struct {
+		const char *name;
+		int is_zip;
+	} files[] = { { "sd.pth", 1 }, { "sd_legacy.pth", 0 }, { "sd_p4.pth", 1 } };
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct vt_pth pth;
+		struct vt_err err = { 0, "" };
+		int rc = open_fixture(&pth, files[i].name, &err);
+		CHECK(rc == 0 && pth.is_zip == files[i].is_zip, "open %s (%s container): %s", files[i].name,
+		      files[i].is_zip ? "zip" : "legacy", rc ? err.msg : "ok");
+		if (rc == 0) {
+			check_sd(files[i].name, &pth);
+			rc = vt_pth_verify(&pth, &err);
+			CHECK(rc == 0, "%s verifies (%s)", files[i].name, rc ? err.msg : "ok");
+			if (files[i].is_zip)
+				CHECK(strcmp(pth.zip.prefix, i == 0 ? "sd" : "sd_p4") == 0, "%s: archive folder '%s'",
+				      files[i].name, pth.zip.prefix);
+		}
+		vt_pth_close(&pth);
+	}
+	{
+		struct vt_pth pth;
+		struct vt_err err = { 0, "" };
+		char path[512];
+		int rc;
+		snprintf(path, sizeof(path), "%s/no-such-file.pth", tmpdir);
+		rc = vt_pth_open(&pth, path, &err);
+		CHECK(rc == VT_ENOTFOUND && strstr(err.msg, "no-such-file.pth"), "a missing file: %s", err.msg);
+		vt_pth_close(&pth);
+	}
+}
+
+/* ---- the writer ------------------------------------------------------------------------------ */
+
+static void test_write(void)
+{
+	static const char *const files[] = { "sd.pth", "sd_legacy.pth", "sd_p4.pth" };
+	size_t i, k;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct vt_pth pth, back;
+		struct vt_err err = { 0, "" };
+		struct vt_named named[SD_N];
+		struct vt_meta meta[2] = { { "", 1 }, { "sub", 2 } };
+		char path[512], what[600];
+		int rc = open_fixture(&pth, files[i], &err);
+		if (rc || pth.root->kind != VT_PK_DICT || pth.root->u.dict.n != SD_N) {
+			CHECK(0, "%s: %s", files[i], err.msg);
+			vt_pth_close(&pth);
+			continue;
+		}
+		for (k = 0; k < SD_N; k++) {
+			named[k].name = pth.root->u.dict.keys[k]->u.str.s;
+			named[k].t = vt_pk_tensor(pth.root->u.dict.vals[k]);
+		}
+		snprintf(path, sizeof(path), "%s/rewrite.pth", tmpdir);
+		rc = vt_pth_write_state_dict(path, &pth.src, named, SD_N, meta, 2, &err);
+		CHECK(rc == 0, "%s: write its tensors to a new file (%s)", files[i], rc ? err.msg : "ok");
+		snprintf(what, sizeof(what), "%s rewritten", files[i]);
+		rc = rc ? rc : vt_pth_open(&back, path, &err);
+		if (rc == 0) {
+			const struct vt_pk *md = vt_pk_dict_get(back.root->u.dict.attrs, "_metadata");
+			CHECK(back.is_zip && strcmp(back.zip.prefix, "archive") == 0, "%s: zip, folder 'archive'", what);
+			check_sd(what, &back);
+			CHECK(vt_pth_verify(&back, &err) == 0, "%s: CRCs verify (%s)", what, err.msg);
+			CHECK(md && md->kind == VT_PK_DICT && md->u.dict.n == 2 &&
+			      vt_pk_dict_get(vt_pk_dict_get(md, "sub"), "version") &&
+			      vt_pk_dict_get(vt_pk_dict_get(md, "sub"), "version")->u.i == 2,
+			      "%s: BUILD set _metadata {'': {'version': 1}, 'sub': {'version': 2}}", what);
+			vt_pth_close(&back);
+		} else {
+			CHECK(0, "%s: reopen: %s", what, err.msg);
+		}
+		unlink(path);
+		vt_pth_close(&pth);
+	}
+}
+
+/* ---- corruption ------------------------------------------------------------------------------ */
+
+static int model_rc;          /* what vt_model_from_pth gave in the last open_mem */
+static char model_msg[512];
+
+/* Opens an exact-size heap copy (so a sanitizer sees any read past the end) and, when that
+ * works, exercises everything built on top.  Returns the open's result. */
+static int open_mem(const unsigned char *data, size_t len, char *msg, size_t msgsize)
+{
+	unsigned char *copy = malloc(len ? len : 1);
+	struct vt_src src;
+	struct vt_pth pth;
+	struct vt_err err = { 0, "" };
+	int rc;
+
+	memcpy(copy, data, len);
+	vt_src_mem(&src, copy, len, "mem");
+	rc = vt_pth_open_src(&pth, &src, &err);
+	model_rc = 1;
+	model_msg[0] = '\0';
+	if (rc == 0) {
+		struct vt_model m;
+		vt_pth_verify(&pth, &err);
+		err.msg[0] = '\0';
+		model_rc = vt_model_from_pth(&m, &pth, &err);
+		snprintf(model_msg, sizeof(model_msg), "%s", err.msg);
+		if (model_rc == 0) {
+			struct vt_named *t = NULL;
+			size_t n = 0;
+			free(vt_model_repr(&m));
+			if (vt_model_state_dict(&m, NULL, &t, &n, &err) == 0)
+				vt_named_free(t, n);
+			vt_model_release(&m);
+		}
+	} else if (msg) {
+		snprintf(msg, msgsize, "%s", err.msg);
+	}
+	if (rc && !err.msg[0])
+		rc = 1; /* an error without a message fails the caller's check */
+	vt_pth_close(&pth);
+	free(copy);
+	return rc;
+}
+
+static const char *const all_fixtures[] = { "sd.pth", "sd_legacy.pth", "sd_p4.pth", "vgg11_sd.pth",
+					     "vgg11_bn_sd.pth", "tiny_whole.pth" };
+
+static void test_truncation(void)
+{
+	size_t i, k;
+
+	for (i = 0; i < sizeof(all_fixtures) / sizeof(all_fixtures[0]); i++) {
+		size_t len = 0, clean = 0;
+		unsigned char *f = fixture(all_fixtures[i], &len);
+		char msg[512] = "", last[512] = "";
+		CHECK(f && open_mem(f, len, msg, sizeof(msg)) == 0, "%s opens from memory (%s)", all_fixtures[i], msg);
+		if (!f)
+			continue;
+		for (k = 0; k < len; k++) {
+			int rc = open_mem(f, k, msg, sizeof(msg));
+			clean += rc < 0;
+			if (rc < 0 && k == len / 2)
+				snprintf(last, sizeof(last), "%s", msg);
+		}
+		CHECK(clean == len, "%s: all %zu truncations fail cleanly with a message (at %zu bytes: '%s')",
+		      all_fixtures[i], len, len / 2, last);
+		free(f);
+	}
+}
+
+/* The data.pkl record of a zip fixture: [*off, *off + *n). */
+static int pkl_region(const unsigned char *f, size_t len, uint64_t *off, uint64_t *n)
+{
+	struct vt_src src;
+	struct vt_zip zip;
+	struct vt_err err = { 0, "" };
+	const struct vt_zip_entry *e;
+
+	vt_src_mem(&src, f, len, "mem");
+	if (vt_zip_open(&zip, &src, &err))
+		return -1;
+	e = vt_zip_find(&zip, "data.pkl");
+	if (e) {
+		*off = e->data_offset;
+		*n = e->size;
+	}
+	vt_zip_release(&zip);
+	return e ? 0 : -1;
+}
+
+static void flip_sweep(const char *name, int pkl_only)
+{
+	size_t len = 0, i, ok = 0, failed = 0, total = 0;
+	uint64_t from = 0, n;
+	unsigned char *f = fixture(name, &len), *g;
+
+	if (!f) {
+		CHECK(0, "fixture %s", name);
+		return;
+	}
+	n = len;
+	if (pkl_only && pkl_region(f, len, &from, &n)) {
+		CHECK(0, "%s: no data.pkl", name);
+		free(f);
+		return;
+	}
+	g = malloc(len);
+	for (i = (size_t)from; i < from + n; i++) {
+		int rc;
+		memcpy(g, f, len);
+		g[i] ^= 0xFF;
+		rc = open_mem(g, len, NULL, 0);
+		ok += rc == 0;
+		failed += rc < 0;
+		total++;
+	}
+	CHECK(ok + failed == total && failed > 0,
+	      "%s: %zu byte flips in [%llu, %llu): %zu load, %zu fail cleanly, none crashes", name, total,
+	      (unsigned long long)from, (unsigned long long)(from + n), ok, failed);
+	free(g);
+	free(f);
+}
+
+static void test_flips(void)
+{
+	flip_sweep("sd_legacy.pth", 0);
+	flip_sweep("sd.pth", 1);
+	flip_sweep("sd_p4.pth", 1);
+	flip_sweep("vgg11_bn_sd.pth", 1);
+	flip_sweep("tiny_whole.pth", 1);
+}
+
+/* ---- hostile files --------------------------------------------------------------------------- */
+
+static const unsigned char legacy_head[] = {
+	0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e, /* magic */
+	0x80, 0x02, 'M', 0xe9, 0x03, '.',                                                             /* 1001 */
+	0x80, 0x02, '}', '.',                                                                         /* sys_info */
+};
+
+/* A legacy stream whose object is pkl (then an empty key list); returns the open result. */
+static int legacy_with(const char *pkl, size_t n, char *msg, size_t msgsize)
+{
+	unsigned char *buf = malloc(sizeof(legacy_head) + n + 4);
+	size_t len = 0;
+	int rc;
+
+	memcpy(buf, legacy_head, sizeof(legacy_head));
+	len = sizeof(legacy_head);
+	memcpy(buf + len, pkl, n);
+	len += n;
+	memcpy(buf + len, "\x80\x02].", 4);
+	len += 4;
+	rc = open_mem(buf, len, msg, msgsize);
+	free(buf);
+	return rc;
+}
+
+/* A zip archive with data.pkl = pkl; returns the open result. */
+static int zip_with(const char *pkl, size_t n, char *msg, size_t msgsize)
+{
+	struct vt_out out;
+	struct vt_zipw w;
+	struct vt_err err = { 0, "" };
+	char path[512];
+	unsigned char *f;
+	size_t len = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/hostile.pth", tmpdir);
+	rc = vt_out_open(&out, path, &err);
+	if (rc == 0)
+		rc = vt_zipw_init(&w, &out, "archive", &err);
+	if (rc == 0)
+		rc = vt_zipw_add(&w, "data.pkl", pkl, n, &err);
+	if (rc == 0) /* storage '0' of 1 float, for pickles that want one */
+		rc = vt_zipw_add(&w, "data/0", "\0\0\0\0", 4, &err);
+	if (rc == 0)
+		rc = vt_zipw_add(&w, "version", "3\n", 2, &err);
+	if (rc == 0)
+		rc = vt_zipw_finish(&w, &err);
+	vt_zipw_release(&w);
+	if (rc == 0)
+		rc = vt_out_commit(&out, &err);
+	else
+		vt_out_abort(&out);
+	if (rc) {
+		snprintf(msg, msgsize, "writing: %s", err.msg);
+		return 1;
+	}
+	f = slurp(path, &len);
+	unlink(path);
+	rc = open_mem(f, len, msg, msgsize);
+	free(f);
+	return rc;
+}
+
+#define PK(s) s, sizeof(s) - 1
+
+static void test_hostile(void)
+{
+	static const struct {
+		const char *what, *pkl;
+		size_t len;
+		int want;
+		const char *msg;
+	} cases[] = {
+#define C(what, p, want, msg) { what, PK(p), want, msg }
+		C("os.system", "\x80\x02" "cos\nsystem\nX\x02\x00\x00\x00id\x85R.", VT_EUNSAFE,
+		  "global 'os.system' is not allowed"),
+		C("builtins.exec via STACK_GLOBAL", "\x80\x04\x8c\x08" "builtins\x8c\x04" "exec\x93.", VT_EUNSAFE,
+		  "global 'builtins.exec' is not allowed"),
+		C("torch.load", "\x80\x02" "ctorch\nload\n.", VT_EUNSAFE, "global 'torch.load' is not allowed"),
+		C("torch.nn.Module", "\x80\x02" "ctorch.nn.modules.module\nModule\n.", VT_EUNSAFE,
+		  "'torch.nn.modules.module.Module' is not allowed"),
+		C("a storage class of another module", "\x80\x02" "cnumpy\nFloatStorage\n.", VT_EUNSAFE,
+		  "'numpy.FloatStorage' is not allowed"),
+		C("calling an allowed class", "\x80\x02" "ctorch.nn.modules.conv\nConv2d\n)R.", VT_EUNSAFE,
+		  "'torch.nn.modules.conv.Conv2d' may not be called"),
+		C("a persistent id that is not a storage", "\x80\x02X\x01\x00\x00\x00xQ.", VT_EFORMAT,
+		  "persistent id is not a tuple"),
+		C("a storage of 2^40 elements in a small file",
+		  "\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpu"
+		  "\x8a\x06\x00\x00\x00\x00\x00\x01tQ.",
+		  VT_EFORMAT, "declares 1099511627776 elements"),
+		C("_rebuild_from_type_v2 of itself",
+		  "\x80\x02" "ctorch._tensor\n_rebuild_from_type_v2\nq\x00(h\x00N)}tR.", VT_EFORMAT,
+		  "_rebuild_from_type_v2"),
+		C("a tensor past its storage",
+		  "\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\n"
+		  "X\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQK\x00K\x02\x85K\x01\x85\x89}tR.",
+		  VT_EFORMAT, "reaches element 1, past the storage's 1 elements"),
+#undef C
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char msg[512] = "";
+		int rc = legacy_with(cases[i].pkl, cases[i].len, msg, sizeof(msg));
+		CHECK(rc == cases[i].want && strstr(msg, cases[i].msg), "legacy, %s: %d (%s)", cases[i].what, rc, msg);
+		rc = zip_with(cases[i].pkl, cases[i].len, msg, sizeof(msg));
+		CHECK(rc == cases[i].want && strstr(msg, cases[i].msg), "zip, %s: %d (%s)", cases[i].what, rc, msg);
+	}
+}
+
+/* Inputs built to take exponential time or memory, or deep C recursion: each must be refused
+ * quickly. */
+static void test_exhaustion(void)
+{
+	enum { LEVELS = 200000 };
+	char *pkl = malloc(4 << 20), msg[512] = ""; /* the largest input below is 3 MB */
+	size_t n = 0;
+	int i, k, rc;
+
+#define PUT(s) (memcpy(pkl + n, s, sizeof(s) - 1), n += sizeof(s) - 1)
+	/* a module tree 16 deep in which each Sequential holds the one below 8 times, shared
+	 * through the memo: 8^16 modules for a reader that copies a subtree each time it meets it */
+	PUT("\x80\x02" "ctorch.nn.modules.activation\nReLU\n)\x81}X\x07\x00\x00\x00inplace\x89sbq\x01" "0");
+	for (i = 0; i < 16; i++) {
+		PUT("ctorch.nn.modules.container\nSequential\n)\x81}X\x08\x00\x00\x00_modules}(");
+		for (k = 0; k < 8; k++) {
+			PUT("X\x01\x00\x00\x00");
+			pkl[n++] = (char)('0' + k);
+			PUT("h\x01");
+		}
+		PUT("usbq\x01" "0");
+	}
+	PUT("h\x01.");
+	rc = legacy_with(pkl, n, msg, sizeof(msg));
+	CHECK(rc == 0 && model_rc == VT_EUNSUPPORTED && strstr(model_msg, "more than 4096 modules"),
+	      "a module DAG of 8^16 paths in %zu bytes: the model is refused (%s)", n, rc ? msg : model_msg);
+
+	/* _rebuild_from_type_v2(_rebuild_from_type_v2, None, (... LEVELS deep ...), {}) */
+	n = 0;
+	PUT("\x80\x02" "ctorch._tensor\n_rebuild_from_type_v2\nq\x00" "0)q\x01" "0");
+	for (i = 0; i < LEVELS; i++)
+		PUT("(h\x00Nh\x01}tq\x01" "0");
+	PUT("h\x00h\x01R.");
+	rc = legacy_with(pkl, n, msg, sizeof(msg));
+	CHECK(rc == VT_EFORMAT && strstr(msg, "_rebuild_from_type_v2"),
+	      "_rebuild_from_type_v2 nested %d deep: refused without deep recursion (%s)", LEVELS, msg);
+
+	/* OrderedDict(items) called 6000 times on one shared list of 16000 pairs: 3 GB of dicts
+	 * from 68 KB, unless the unpickler bounds what its values take per input byte */
+	n = 0;
+	PUT("\x80\x02" "ccollections\nOrderedDict\nq\x00" "0K\x01K\x01\x86q\x01" "0](");
+	for (i = 0; i < 16000; i++)
+		PUT("h\x01");
+	PUT("eq\x02" "0(");
+	for (i = 0; i < 6000; i++)
+		PUT("h\x00h\x02\x85R");
+	PUT("l.");
+	rc = legacy_with(pkl, n, msg, sizeof(msg));
+	CHECK(rc == VT_ENOMEM && strstr(msg, "bytes per byte of pickle"),
+	      "6000 OrderedDicts of one 16000-item list (%zu bytes): refused (%s)", n, msg);
+
+	/* a state_dict of 100000 layers under 'features' (one tensor, BINGET each time): the
+	 * grouping of keys by layer is quadratic, so it stops at 1024 layers */
+	n = 0;
+	PUT("\x80\x02" "ccollections\nOrderedDict\n)Rq\x00" "ctorch._utils\n_rebuild_tensor_v2\n("
+	    "(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x00" "0X\x03\x00\x00\x00" "cpuK\x01tQ"
+	    "K\x00K\x01\x85K\x01\x85\x89" "ccollections\nOrderedDict\n)RtRq\x01" "0(");
+	for (i = 0; i < 100000; i++) {
+		char key[40];
+		int kl = snprintf(key, sizeof(key), "features.%d.weight", i);
+		pkl[n++] = 'X';
+		pkl[n++] = (char)kl;
+		memcpy(pkl + n, "\0\0\0", 3);
+		n += 3;
+		memcpy(pkl + n, key, (size_t)kl);
+		n += (size_t)kl;
+		PUT("h\x01");
+	}
+	PUT("u.");
+	rc = zip_with(pkl, n, msg, sizeof(msg));
+	CHECK(rc == 0 && model_rc == VT_EFORMAT && strstr(model_msg, "more than 1024 layers in 'features'"),
+	      "a state_dict of 100000 layers: refused (%s)", rc ? msg : model_msg);
+#undef PUT
+	free(pkl);
+}
+
+/* ---- regression inputs ------------------------------------------------------------------------ */
+
+static void test_crashes(void)
+{
+	char dir[512];
+	DIR *d;
+	struct dirent *de;
+	int files = 0;
+
+	snprintf(dir, sizeof(dir), "%s/crashes", fixtures);
+	d = opendir(dir);
+	if (!d) {
+		CHECK(0, "no folder %s", dir);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char path[1024], msg[512] = "";
+		unsigned char *f;
+		size_t len = 0;
+		int rc;
+		size_t nlen = strlen(de->d_name);
+		if (de->d_name[0] == '.' || nlen < 4 || strcmp(de->d_name + nlen - 4, ".pth") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = slurp(path, &len);
+		if (!f)
+			continue;
+		rc = open_mem(f, len, msg, sizeof(msg));
+		CHECK(rc <= 0, "crashes/%s (%zu bytes): %s", de->d_name, len, rc ? msg : "loads");
+		free(f);
+		files++;
+	}
+	closedir(d);
+	CHECK(files >= 2, "%d regression inputs", files);
+}
+
+int main(void)
+{
+	if (getenv("VT_FIXTURES"))
+		fixtures = getenv("VT_FIXTURES");
+	snprintf(tmpdir, sizeof(tmpdir), "%s/vt_test_pth.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_read();
+	test_write();
+	test_truncation();
+	test_flips();
+	test_hostile();
+	test_exhaustion();
+	test_crashes();
+	rmdir(tmpdir);
+	return harness_done();
+}
