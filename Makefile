@@ -13,7 +13,20 @@ CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Iinclude
-LDLIBS  += -lz -lcjson -lm
+LDLIBS  += -lpng -lz -lcjson -lm -ldl
+# The shim is the only C++; it links Debian's libtorch-dev, or the libtorch in LIBTORCH
+# (a folder with include/ and lib/, e.g. a pip torch's site-packages/torch for CUDA).
+CXX     ?= g++
+LIBTORCH ?=
+ifeq ($(LIBTORCH),)
+TORCH_CPPFLAGS = -I/usr/include/torch/csrc/api/include
+TORCH_LIBS     = -ltorch -ltorch_cpu -lc10
+else
+TORCH_CPPFLAGS = -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
+TORCH_LIBS     = -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib -Wl,--no-as-needed \
+                 $(if $(wildcard $(LIBTORCH)/lib/libtorch_cuda.so),-ltorch_cuda) -ltorch -ltorch_cpu -lc10 -Wl,--as-needed
+endif
+SHIM_CXXFLAGS ?= -O2 -g
 
 ifeq ($(SAN),1)
 CC      = clang
@@ -25,9 +38,11 @@ BUILD   = build
 endif
 
 LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/storage.c \
-          src/model.c src/model_repr.c src/model_write.c
+          src/model.c src/model_repr.c src/model_write.c src/data.c src/data_png.c src/plot.c \
+          src/shim_load.c src/net.c src/train.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
-          src/cmd_save_weights.c src/cmd_verify.c
+          src/cmd_save_weights.c src/cmd_verify.c src/cmd_train.c src/cmd_eval.c src/cmd_predict.c \
+          src/compute.c
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
 UNIT    = test_zip test_pickle test_pth test_model
@@ -38,7 +53,7 @@ FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth
 
 .PHONY: all test demo bench deps clean fuzz print-lib-src
 
-all: $(BUILD)/vggtl
+all: $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h) $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
@@ -51,6 +66,18 @@ $(BUILD)/vggtl: $(CMD_OBJ) $(BUILD)/libvt.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 	@[ "$(BUILD)" = build ] || ln -sf san/vggtl build/vggtl-san
 
+# The shim is never built with sanitizers (libtorch is not instrumented); a sanitized
+# vggtl loads the plain one.
+build/libvggtl_shim.so: shim/shim.cpp include/vt_shim.h
+	@mkdir -p build
+	$(CXX) -std=c++17 -fPIC -shared $(SHIM_CXXFLAGS) -Iinclude $(TORCH_CPPFLAGS) $< -o $@ $(TORCH_LIBS)
+
+ifneq ($(BUILD),build)
+$(BUILD)/libvggtl_shim.so: build/libvggtl_shim.so
+	@mkdir -p $(BUILD)
+	ln -sf ../libvggtl_shim.so $@
+endif
+
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libvt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -Wno-missing-prototypes $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvt.a $(LDLIBS)
@@ -60,15 +87,15 @@ deps:
 
 # deps first: the compiler needs the packages' headers
 test: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl $(UNIT_BIN)
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
 
 demo: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 	sh tools/demo.sh $(BUILD)/vggtl
 
 bench: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 	PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
 
 # libFuzzer targets (clang): built into build/fuzz/, each run FUZZ_SECONDS on a scratch

@@ -139,20 +139,23 @@ void update(vt_shim_net *net, double lr)
 	const vt_shim_opt &o = net->opt;
 	for (size_t i = 0; i < net->t.size(); i++) {
 		if (!net->trainable[i] || !net->t[i].grad().defined())
-			continue;
-		torch::Tensor p = net->t[i], g = net->t[i].grad();
+			continue; // no gradient yet: like PyTorch, no state either
+		// in place on the gradient, which is zeroed afterwards: no step allocates
+		// parameter-sized temporaries (the first Linear alone is 400 MB)
+		torch::Tensor p = net->t[i], g = net->t[i].mutable_grad();
 		OptState &s = net->state[i];
 		if (o.weight_decay != 0)
-			g = g.add(p, o.weight_decay);
+			g.add_(p, o.weight_decay);
 		if (o.kind == VT_OPT_SGD) {
 			if (o.momentum != 0) {
 				if (!s.a.defined())
-					s.a = g.clone().detach();
+					s.a = g.clone();
 				else
 					s.a.mul_(o.momentum).add_(g);
-				g = s.a;
+				p.add_(s.a, -lr);
+			} else {
+				p.add_(g, -lr);
 			}
-			p.add_(g, -lr);
 		} else {
 			if (!s.a.defined()) {
 				s.a = torch::zeros_like(p);
@@ -163,10 +166,11 @@ void update(vt_shim_net *net, double lr)
 			s.b.mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
 			double bc1 = 1 - std::pow(o.beta1, (double)s.step);
 			double bc2 = 1 - std::pow(o.beta2, (double)s.step);
-			torch::Tensor denom = (s.b.sqrt() / std::sqrt(bc2)).add_(o.eps);
+			// denom = sqrt(v) / sqrt(bc2) + eps, reusing g's memory
+			torch::Tensor denom = torch::sqrt_out(g, s.b).div_(std::sqrt(bc2)).add_(o.eps);
 			p.addcdiv_(s.a, denom, -lr / bc1);
 		}
-		p.mutable_grad().reset();
+		g.zero_();
 	}
 }
 
