@@ -1,0 +1,1359 @@
+/* data.c - image classification data (see include/vt_data.h): CIFAR-10 in its binary and
+ * python versions, as folders or as the .tar.gz archives the Toronto page serves; ImageFolder
+ * trees of PNG files (decoding in data_png.c); torchvision's transforms for batches.
+ *
+ * Formats (shared/research/anchors.md section 4):
+ *  - binary: records of 1 label byte + 3072 pixel bytes (1024 R, then 1024 G, then 1024 B,
+ *    each plane 32x32 row-major), no header; batches.meta.txt names the classes one per line.
+ *  - python: Python 2 cPickle protocol-2 dicts {'batch_label', 'labels': [int],
+ *    'data': numpy uint8 (N, 3072) in the same plane layout, 'filenames'}; batches.meta is
+ *    {'label_names': [...], ...}.  Keys may be bytes (Python 2 str) or str (Python 3).  The
+ *    array is rebuilt by the hooks below from numpy.core.multiarray._reconstruct (or
+ *    numpy._core.multiarray, numpy 2), numpy.ndarray and numpy.dtype, the only globals allowed;
+ *    only C-order uint8 arrays of one or two dimensions are accepted.
+ *  - .tar.gz: gzip (concatenated members allowed, CRC checked to the end of the stream)
+ *    around a ustar, GNU or pax tar.  The archive is streamed; only the members the split
+ *    needs are held in memory, one at a time, then parsed.
+ *  - ImageFolder: root/<split>/<class>/<name>.png, classes and files sorted by byte value
+ *    (torchvision's sorted()); files without an image extension are ignored as torchvision
+ *    does, other image formats (.jpg...) are refused rather than silently skipped.
+ *
+ * Train batches are every data_batch_N present, in order of N; test is test_batch.
+ * Not supported: CIFAR-100 (two label bytes; fine/coarse labels), numpy pickles written by
+ * Python 3 with protocol 2 (bytes through _codecs.encode) or protocol 5 (_frombuffer),
+ * images in subfolders of a class folder, uncompressed .tar archives.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "vt_data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+/* torchvision's constants, converted double -> float as torch.as_tensor(list) does */
+const float vt_cifar10_mean[3] = { (float)0.4914, (float)0.4822, (float)0.4465 };
+const float vt_cifar10_std[3] = { (float)0.2470, (float)0.2435, (float)0.2616 };
+const float vt_imagenet_mean[3] = { (float)0.485, (float)0.456, (float)0.406 };
+const float vt_imagenet_std[3] = { (float)0.229, (float)0.224, (float)0.225 };
+
+enum {
+	CIFAR_SIDE = 32,
+	CIFAR_PIXELS = 3 * 32 * 32, /* 3072 */
+	CIFAR_RECORD = 1 + CIFAR_PIXELS,
+	MAX_CLASSES = 1000,
+	MAX_NAME = 255,
+	MAX_PARTS = 1000,
+	MAX_IMAGES = 1 << 26,        /* 200 GB of CIFAR: far above anything real */
+	MAX_META = 1 << 20,          /* batches.meta(.txt) */
+	MAX_MEMBER = 256 << 20,      /* one tar member held in memory (a CIFAR batch is 31 MB) */
+	MAX_DRAIN = 16 << 20,        /* bytes inflated after the tar end to reach the gzip CRC */
+	MAX_SIZE = 4096,             /* PNG resize target */
+	PAD = 4                      /* RandomCrop padding */
+};
+
+static const char not_found_hint[] =
+	"expected cifar-10-batches-py/, cifar-10-batches-bin/, cifar-10-python.tar.gz, "
+	"cifar-10-binary.tar.gz or an image folder <split>/<class>/*.png";
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static char *join(const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+	char *p = malloc(a + b + 2);
+
+	if (p) {
+		memcpy(p, dir, a);
+		p[a] = '/';
+		memcpy(p + a + 1, name, b + 1);
+	}
+	return p;
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_push(struct names *s, const char *name, size_t len)
+{
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? 2 * s->cap : 16;
+		char **v = realloc(s->v, ncap * sizeof(*v));
+		if (!v)
+			return VT_ENOMEM;
+		s->v = v;
+		s->cap = ncap;
+	}
+	if (!(s->v[s->n] = dupn(name, len)))
+		return VT_ENOMEM;
+	s->n++;
+	return 0;
+}
+
+static void names_free(struct names *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ---- batches: what one CIFAR file holds, before they are put in order ------------------- */
+
+enum fmt { FMT_NONE, FMT_BIN, FMT_PY };
+
+struct part {
+	int order;             /* N of data_batch_N, 0 for test_batch */
+	int n;                 /* images */
+	unsigned char *pixels; /* n x 3072 (owned) */
+	int64_t *labels;       /* n (owned) */
+	char *name;            /* the file, for messages (owned) */
+};
+
+struct loader {
+	const char *split;
+	enum fmt fmt;
+	struct part *parts;
+	size_t nparts;
+	struct names classes;  /* from batches.meta(.txt); empty when there is none */
+};
+
+static void part_free(struct part *p)
+{
+	free(p->pixels);
+	free(p->labels);
+	free(p->name);
+	memset(p, 0, sizeof(*p));
+}
+
+static void loader_free(struct loader *L)
+{
+	size_t i;
+
+	for (i = 0; i < L->nparts; i++)
+		part_free(&L->parts[i]);
+	free(L->parts);
+	names_free(&L->classes);
+	L->parts = NULL;
+	L->nparts = 0;
+}
+
+static int part_alloc(struct part *p, uint64_t n, const char *name, struct vt_err *err)
+{
+	if (n == 0)
+		return vt_err_set(err, VT_EFORMAT, "'%s' holds no images", name);
+	if (n > MAX_IMAGES)
+		return vt_err_set(err, VT_ENOMEM, "'%s' holds %llu images (at most %d)", name,
+				  (unsigned long long)n, MAX_IMAGES);
+	p->n = (int)n;
+	p->pixels = malloc((size_t)n * CIFAR_PIXELS);
+	p->labels = malloc((size_t)n * sizeof(*p->labels));
+	if (!p->pixels || !p->labels)
+		return vt_err_set(err, VT_ENOMEM, "out of memory for the %llu images of '%s'",
+				  (unsigned long long)n, name);
+	return 0;
+}
+
+/* What a file or archive member named base is to a split: a batch (with *order), the class
+ * names, or nothing. */
+enum { MEMBER_SKIP, MEMBER_BATCH, MEMBER_META };
+
+static int member_kind(enum fmt fmt, const char *split, const char *base, int *order)
+{
+	const char *ext = fmt == FMT_BIN ? ".bin" : "";
+	size_t n = strlen(base), el = strlen(ext), i;
+	long v = 0;
+
+	if (strcmp(base, fmt == FMT_BIN ? "batches.meta.txt" : "batches.meta") == 0)
+		return MEMBER_META;
+	if (n < el || strcmp(base + n - el, ext) != 0)
+		return MEMBER_SKIP;
+	n -= el;
+	if (strcmp(split, "test") == 0) {
+		*order = 0;
+		return n == 10 && memcmp(base, "test_batch", 10) == 0 ? MEMBER_BATCH : MEMBER_SKIP;
+	}
+	if (n < 12 || n > 15 || memcmp(base, "data_batch_", 11) != 0 || base[11] == '0')
+		return MEMBER_SKIP;
+	for (i = 11; i < n; i++) {
+		if (base[i] < '0' || base[i] > '9')
+			return MEMBER_SKIP;
+		v = v * 10 + (base[i] - '0');
+	}
+	*order = (int)v;
+	return MEMBER_BATCH;
+}
+
+/* The binary version: whole 3073-byte records. */
+static int parse_bin(struct part *p, const struct vt_src *src, struct vt_err *err)
+{
+	enum { CHUNK = 1024 };
+	uint64_t n = src->size / CIFAR_RECORD, i;
+	unsigned char *buf;
+	int rc;
+
+	if (src->size % CIFAR_RECORD != 0 || src->size == 0)
+		return vt_err_set(err, VT_EFORMAT,
+				  "'%s' is %llu bytes, not a whole number of 3073-byte CIFAR-10 records "
+				  "(1 label byte + 3072 pixels; CIFAR-100 is not supported)",
+				  src->name, (unsigned long long)src->size);
+	if ((rc = part_alloc(p, n, src->name, err)))
+		return rc;
+	if (!(buf = malloc((size_t)CHUNK * CIFAR_RECORD)))
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	for (i = 0; i < n && rc == 0; i += CHUNK) {
+		size_t k = n - i < CHUNK ? (size_t)(n - i) : CHUNK, j;
+		rc = vt_src_read(src, i * CIFAR_RECORD, buf, k * CIFAR_RECORD, err);
+		for (j = 0; j < k && rc == 0; j++) {
+			p->labels[i + j] = buf[j * CIFAR_RECORD];
+			memcpy(p->pixels + (i + j) * CIFAR_PIXELS, buf + j * CIFAR_RECORD + 1, CIFAR_PIXELS);
+		}
+	}
+	free(buf);
+	if (rc)
+		return vt_err_prefix(err, "'%s'", src->name);
+	return 0;
+}
+
+/* batches.meta.txt: a class name per line; blank lines (the real file ends with some) skipped. */
+static int parse_meta_txt(struct names *out, const struct vt_src *src, struct vt_err *err)
+{
+	char *text, *line, *end;
+	int rc;
+
+	if (src->size > MAX_META)
+		return vt_err_set(err, VT_EFORMAT, "'%s' is %llu bytes: too large for a list of class names",
+				  src->name, (unsigned long long)src->size);
+	if (!(text = malloc((size_t)src->size + 1)))
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	if ((rc = vt_src_read(src, 0, text, (size_t)src->size, err))) {
+		free(text);
+		return vt_err_prefix(err, "'%s'", src->name);
+	}
+	text[src->size] = '\0';
+	for (line = text; rc == 0 && line < text + src->size; line = end + 1) {
+		size_t len;
+		end = memchr(line, '\n', (size_t)(text + src->size - line));
+		if (!end)
+			end = text + src->size;
+		while (line < end && (*line == ' ' || *line == '\t'))
+			line++;
+		len = (size_t)(end - line);
+		while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+			len--;
+		if (len == 0)
+			continue;
+		if (len > MAX_NAME || memchr(line, '\0', len) || out->n == MAX_CLASSES)
+			rc = vt_err_set(err, VT_EFORMAT, "'%s': line %zu is not a class name (a name per line, "
+					"at most %d of %d bytes)", src->name, out->n + 1, MAX_CLASSES, MAX_NAME);
+		else if (names_push(out, line, len))
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	free(text);
+	if (rc == 0 && out->n == 0)
+		rc = vt_err_set(err, VT_EFORMAT, "'%s' names no class", src->name);
+	return rc;
+}
+
+/* ---- the python version: numpy arrays through the unpickler's hooks --------------------- */
+
+enum { T_RECONSTRUCT, T_NDARRAY, T_DTYPE };
+enum { EXT_ARRAY = 1, EXT_DTYPE = 2 };
+
+struct np_array {
+	int built;                 /* BUILD seen: the fields below are set */
+	int ndim;
+	int64_t shape[2];
+	const unsigned char *data; /* shape[0] x shape[1] bytes in the unpickler's arena */
+};
+
+static int np_find_class(void *ctx, const char *module, const char *name, struct vt_err *err)
+{
+	(void)ctx;
+	if ((strcmp(module, "numpy.core.multiarray") == 0 || strcmp(module, "numpy._core.multiarray") == 0) &&
+	    strcmp(name, "_reconstruct") == 0)
+		return T_RECONSTRUCT;
+	if (strcmp(module, "numpy") == 0 && strcmp(name, "ndarray") == 0)
+		return T_NDARRAY;
+	if (strcmp(module, "numpy") == 0 && strcmp(name, "dtype") == 0)
+		return T_DTYPE;
+	return vt_err_set(err, VT_EUNSAFE,
+			  "global '%s.%s' is not allowed: a CIFAR-10 batch holds numpy uint8 arrays, "
+			  "lists and strings only, and vggtl never runs code from a file", module, name);
+}
+
+static int is_text(const struct vt_pk *v)
+{
+	return v && (v->kind == VT_PK_STR || v->kind == VT_PK_BYTES);
+}
+
+static int text_is(const struct vt_pk *v, const char *s)
+{
+	return is_text(v) && v->u.str.len == strlen(s) && memcmp(v->u.str.s, s, v->u.str.len) == 0;
+}
+
+static int np_reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args,
+		     struct vt_pk **out, struct vt_err *err)
+{
+	(void)ctx;
+	switch (fn->u.global.tag) {
+	case T_RECONSTRUCT: { /* _reconstruct(numpy.ndarray, (0,), b'b'): an empty array */
+		struct np_array *a;
+		struct vt_pk *cls = args->u.seq.n == 3 ? args->u.seq.items[0] : NULL;
+		if (!cls || cls->kind != VT_PK_GLOBAL || cls->u.global.tag != T_NDARRAY)
+			return vt_err_set(err, VT_EFORMAT, "numpy _reconstruct expects (numpy.ndarray, shape, typecode)");
+		if (!(a = vt_arena_alloc(&u->arena, sizeof(*a))))
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		memset(a, 0, sizeof(*a));
+		*out = vt_pk_ext(u, EXT_ARRAY, a);
+		break;
+	}
+	case T_DTYPE: { /* dtype('u1', align, copy) */
+		struct vt_pk *name = args->u.seq.n >= 1 ? args->u.seq.items[0] : NULL;
+		if (!is_text(name))
+			return vt_err_set(err, VT_EFORMAT, "numpy dtype without a type name");
+		if (!text_is(name, "u1") && !text_is(name, "|u1") && !text_is(name, "uint8"))
+			return vt_err_set(err, VT_EUNSUPPORTED,
+					  "numpy dtype '%.*s' is not supported: CIFAR-10 pixels are uint8 ('u1')",
+					  (int)(name->u.str.len > 32 ? 32 : name->u.str.len), name->u.str.s);
+		*out = vt_pk_ext(u, EXT_DTYPE, NULL);
+		break;
+	}
+	default:
+		return vt_err_set(err, VT_EUNSAFE, "call of '%s.%s' is not allowed", fn->u.global.module,
+				  fn->u.global.name);
+	}
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
+/* BUILD: the dtype's state is accepted as is (byte order means nothing for one byte); the
+ * array's is (version, shape, dtype, is_fortran, raw bytes), or the same without version. */
+static int np_build(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, struct vt_pk *state,
+		    struct vt_err *err)
+{
+	struct np_array *a = obj->u.ext.p;
+	struct vt_pk *shape, *dtype, *fortran, *data;
+	uint64_t numel = 1;
+	int off, i;
+
+	(void)ctx;
+	(void)u;
+	if (obj->u.ext.type == EXT_DTYPE)
+		return 0;
+	if (obj->u.ext.type != EXT_ARRAY)
+		return vt_err_set(err, VT_EFORMAT, "BUILD on an unknown value");
+	if (a->built)
+		return vt_err_set(err, VT_EFORMAT, "numpy array built twice");
+	if (state->kind != VT_PK_TUPLE || (state->u.seq.n != 4 && state->u.seq.n != 5))
+		return vt_err_set(err, VT_EFORMAT, "numpy array state is not a (version, shape, dtype, is_fortran, data) tuple");
+	off = state->u.seq.n == 5;
+	if (off && (state->u.seq.items[0]->kind != VT_PK_INT || state->u.seq.items[0]->u.i != 1))
+		return vt_err_set(err, VT_EUNSUPPORTED, "numpy array state version is not 1");
+	shape = state->u.seq.items[off];
+	dtype = state->u.seq.items[off + 1];
+	fortran = state->u.seq.items[off + 2];
+	data = state->u.seq.items[off + 3];
+	if (dtype->kind != VT_PK_EXT || dtype->u.ext.type != EXT_DTYPE)
+		return vt_err_set(err, VT_EUNSUPPORTED, "numpy array without a uint8 dtype");
+	if ((fortran->kind != VT_PK_BOOL && fortran->kind != VT_PK_INT) ||
+	    (fortran->kind == VT_PK_BOOL ? fortran->u.b : fortran->u.i != 0))
+		return vt_err_set(err, VT_EUNSUPPORTED, "Fortran-order numpy array (C order expected)");
+	if (data->kind != VT_PK_BYTES)
+		return vt_err_set(err, VT_EUNSUPPORTED, "numpy array data is not a byte string");
+	if (shape->kind != VT_PK_TUPLE || shape->u.seq.n < 1 || shape->u.seq.n > 2)
+		return vt_err_set(err, VT_EUNSUPPORTED,
+				  "numpy array of %d dimensions (CIFAR-10 data is (N, 3072))", vt_pk_seq_len(shape));
+	a->ndim = (int)shape->u.seq.n;
+	for (i = 0; i < a->ndim; i++) {
+		struct vt_pk *d = shape->u.seq.items[i];
+		if (d->kind != VT_PK_INT || d->u.i < 0 || d->u.i > INT32_MAX)
+			return vt_err_set(err, VT_EFORMAT, "numpy array shape holds a bad dimension");
+		a->shape[i] = d->u.i;
+		numel *= (uint64_t)d->u.i; /* two factors below 2^31: no overflow */
+	}
+	if (numel != data->u.str.len)
+		return vt_err_set(err, VT_EFORMAT, "numpy array of %llu elements holds %zu bytes",
+				  (unsigned long long)numel, data->u.str.len);
+	a->data = (const unsigned char *)data->u.str.s;
+	a->built = 1;
+	return 0;
+}
+
+static const struct vt_pk_hooks np_hooks = { np_find_class, NULL, np_reduce, np_build };
+
+/* A dict entry whose key is key as str or bytes (last one wins, as in Python). */
+static struct vt_pk *key_get(const struct vt_pk *d, const char *key)
+{
+	size_t i;
+
+	if (!d || d->kind != VT_PK_DICT)
+		return NULL;
+	for (i = d->u.dict.n; i-- > 0;)
+		if (text_is(d->u.dict.keys[i], key))
+			return d->u.dict.vals[i];
+	return NULL;
+}
+
+static int unpickle_dict(struct vt_unpickler *u, const struct vt_src *src, struct vt_pk **root,
+			 struct vt_err *err)
+{
+	uint64_t pos = 0;
+	int rc;
+
+	vt_unpickler_init(u, &np_hooks, NULL);
+	if ((rc = vt_unpickle(u, src, &pos, root, err)))
+		return vt_err_prefix(err, "'%s'", src->name);
+	if ((*root)->kind != VT_PK_DICT)
+		return vt_err_set(err, VT_EFORMAT, "'%s' does not hold a dict (not a CIFAR-10 python batch)",
+				  src->name);
+	return 0;
+}
+
+static int parse_py(struct part *p, const struct vt_src *src, struct vt_err *err)
+{
+	struct vt_unpickler u;
+	struct vt_pk *root, *labels, *data;
+	struct np_array *a;
+	int rc, i;
+
+	if ((rc = unpickle_dict(&u, src, &root, err)))
+		goto out;
+	labels = key_get(root, "labels");
+	data = key_get(root, "data");
+	if (!labels || !data) {
+		rc = vt_err_set(err, VT_EFORMAT, "'%s' has no '%s' key%s", src->name,
+				labels ? "data" : "labels",
+				key_get(root, "fine_labels") ? " (CIFAR-100 is not supported)" : "");
+		goto out;
+	}
+	if (data->kind != VT_PK_EXT || data->u.ext.type != EXT_ARRAY || !((struct np_array *)data->u.ext.p)->built) {
+		rc = vt_err_set(err, VT_EFORMAT, "'%s': 'data' is not a numpy array", src->name);
+		goto out;
+	}
+	a = data->u.ext.p;
+	if (a->ndim != 2 || a->shape[1] != CIFAR_PIXELS) {
+		rc = vt_err_set(err, VT_EFORMAT, "'%s': 'data' has shape (%lld%s%lld), expected (N, 3072)",
+				src->name, (long long)a->shape[0], a->ndim == 2 ? ", " : ",",
+				a->ndim == 2 ? (long long)a->shape[1] : 0LL);
+		goto out;
+	}
+	if (vt_pk_seq_len(labels) < 0 || (int64_t)vt_pk_seq_len(labels) != a->shape[0]) {
+		rc = vt_err_set(err, VT_EFORMAT, "'%s': 'labels' is not a list of %lld numbers, one per image",
+				src->name, (long long)a->shape[0]);
+		goto out;
+	}
+	if ((rc = part_alloc(p, (uint64_t)a->shape[0], src->name, err)))
+		goto out;
+	memcpy(p->pixels, a->data, (size_t)p->n * CIFAR_PIXELS);
+	for (i = 0; i < p->n; i++) {
+		struct vt_pk *l = labels->u.seq.items[i];
+		if (l->kind != VT_PK_INT) {
+			rc = vt_err_set(err, VT_EFORMAT, "'%s': label %d is not an integer", src->name, i);
+			goto out;
+		}
+		p->labels[i] = l->u.i;
+	}
+out:
+	vt_unpickler_release(&u);
+	return rc;
+}
+
+static int parse_meta_py(struct names *out, const struct vt_src *src, struct vt_err *err)
+{
+	struct vt_unpickler u;
+	struct vt_pk *root, *list;
+	int rc, i;
+
+	if ((rc = unpickle_dict(&u, src, &root, err)))
+		goto out;
+	list = key_get(root, "label_names");
+	if (vt_pk_seq_len(list) < 1 || vt_pk_seq_len(list) > MAX_CLASSES) {
+		rc = vt_err_set(err, VT_EFORMAT, "'%s' has no 'label_names' list of 1 to %d names", src->name,
+				MAX_CLASSES);
+		goto out;
+	}
+	for (i = 0; i < vt_pk_seq_len(list) && rc == 0; i++) {
+		struct vt_pk *s = list->u.seq.items[i];
+		if (!is_text(s) || s->u.str.len == 0 || s->u.str.len > MAX_NAME || memchr(s->u.str.s, '\0', s->u.str.len))
+			rc = vt_err_set(err, VT_EFORMAT, "'%s': label_names[%d] is not a class name", src->name, i);
+		else if (names_push(out, s->u.str.s, s->u.str.len))
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+out:
+	vt_unpickler_release(&u);
+	return rc;
+}
+
+/* One CIFAR file or archive member of the kind member_kind() said. */
+static int add_member(struct loader *L, int kind, int order, const struct vt_src *src, struct vt_err *err)
+{
+	struct part p;
+	size_t i;
+	int rc;
+
+	if (kind == MEMBER_META) {
+		names_free(&L->classes); /* a later copy in an archive replaces an earlier one */
+		rc = L->fmt == FMT_BIN ? parse_meta_txt(&L->classes, src, err) : parse_meta_py(&L->classes, src, err);
+		return rc;
+	}
+	memset(&p, 0, sizeof(p));
+	p.order = order;
+	rc = L->fmt == FMT_BIN ? parse_bin(&p, src, err) : parse_py(&p, src, err);
+	if (rc == 0 && !(p.name = dupn(src->name, strlen(src->name))))
+		rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+	if (rc) {
+		part_free(&p);
+		return rc;
+	}
+	for (i = 0; i < L->nparts; i++)
+		if (L->parts[i].order == order) { /* the same batch again in an archive: the last one counts */
+			part_free(&L->parts[i]);
+			L->parts[i] = p;
+			return 0;
+		}
+	if (L->nparts == MAX_PARTS) {
+		part_free(&p);
+		return vt_err_set(err, VT_EFORMAT, "more than %d CIFAR-10 batches", MAX_PARTS);
+	}
+	{
+		struct part *np = realloc(L->parts, (L->nparts + 1) * sizeof(*np));
+		if (!np) {
+			part_free(&p);
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		}
+		L->parts = np;
+		L->parts[L->nparts++] = p;
+	}
+	return 0;
+}
+
+static int cmp_part(const void *a, const void *b)
+{
+	const struct part *x = a, *y = b;
+
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+/* Checks the labels against the class names and puts the batches end to end, in order. */
+static int finish(struct loader *L, struct vt_dataset *d, const char *where, struct vt_err *err)
+{
+	size_t i, total = 0, done = 0;
+	int nclasses = L->classes.n ? (int)L->classes.n : 10, j;
+
+	if (L->nparts == 0)
+		return vt_err_set(err, VT_ENOTFOUND, "no %s batch in '%s' (expected %s%s)", L->split, where,
+				  strcmp(L->split, "test") == 0 ? "test_batch" : "data_batch_1",
+				  L->fmt == FMT_BIN ? ".bin" : "");
+	qsort(L->parts, L->nparts, sizeof(*L->parts), cmp_part);
+	for (i = 0; i < L->nparts; i++) {
+		struct part *p = &L->parts[i];
+		for (j = 0; j < p->n; j++)
+			if (p->labels[j] < 0 || p->labels[j] >= nclasses)
+				return vt_err_set(err, VT_EFORMAT, "'%s': image %d has label %lld, but there are %d classes%s",
+						  p->name, j, (long long)p->labels[j], nclasses,
+						  L->classes.n ? "" : " (no batches.meta names them)");
+		total += (size_t)p->n;
+	}
+	if (total > MAX_IMAGES)
+		return vt_err_set(err, VT_ENOMEM, "'%s' holds %zu images (at most %d)", where, total, MAX_IMAGES);
+	memset(d, 0, sizeof(*d));
+	d->labels = malloc(total * sizeof(*d->labels));
+	if (!d->labels)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	/* grown batch by batch: realloc of a large block remaps pages instead of copying them,
+	 * so the peak stays near the dataset plus one batch */
+	for (i = 0; i < L->nparts; i++) {
+		struct part *p = &L->parts[i];
+		unsigned char *px = realloc(d->pixels, (done + (size_t)p->n) * CIFAR_PIXELS);
+		if (!px) {
+			vt_data_release(d);
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		}
+		d->pixels = px;
+		memcpy(d->pixels + done * CIFAR_PIXELS, p->pixels, (size_t)p->n * CIFAR_PIXELS);
+		memcpy(d->labels + done, p->labels, (size_t)p->n * sizeof(*d->labels));
+		done += (size_t)p->n;
+		free(p->pixels);
+		p->pixels = NULL;
+	}
+	d->n = (int)total;
+	d->h = d->w = CIFAR_SIDE;
+	d->nclasses = nclasses;
+	if (L->classes.n) {
+		d->class_names = L->classes.v; /* ownership moves */
+		memset(&L->classes, 0, sizeof(L->classes));
+	} else {
+		if (!(d->class_names = calloc((size_t)nclasses, sizeof(*d->class_names)))) {
+			vt_data_release(d);
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		}
+		for (j = 0; j < nclasses; j++) {
+			char buf[32];
+			snprintf(buf, sizeof(buf), "class%d", j);
+			if (!(d->class_names[j] = dupn(buf, strlen(buf)))) {
+				vt_data_release(d);
+				return vt_err_set(err, VT_ENOMEM, "out of memory");
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- CIFAR folders ---------------------------------------------------------------------- */
+
+/* FMT_BIN if dir holds binary batches, FMT_PY if python ones, FMT_NONE otherwise. */
+static enum fmt dir_format(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int order, bin = 0, py = 0;
+
+	if (!dp)
+		return FMT_NONE;
+	while ((e = readdir(dp))) {
+		bin |= member_kind(FMT_BIN, "train", e->d_name, &order) == MEMBER_BATCH ||
+		       member_kind(FMT_BIN, "test", e->d_name, &order) == MEMBER_BATCH;
+		py |= member_kind(FMT_PY, "train", e->d_name, &order) == MEMBER_BATCH ||
+		      member_kind(FMT_PY, "test", e->d_name, &order) == MEMBER_BATCH;
+	}
+	closedir(dp);
+	return bin ? FMT_BIN : py ? FMT_PY : FMT_NONE;
+}
+
+static int load_cifar_dir(struct vt_dataset *d, const char *dir, enum fmt fmt, const char *split,
+			  struct vt_err *err)
+{
+	struct loader L;
+	struct names files = { 0 };
+	struct dirent *e;
+	DIR *dp;
+	size_t i;
+	int rc = 0;
+
+	memset(&L, 0, sizeof(L));
+	L.split = split;
+	L.fmt = fmt;
+	if (!(dp = opendir(dir)))
+		return vt_err_set(err, VT_EIO, "cannot open '%s': %s", dir, strerror(errno));
+	while (rc == 0 && (e = readdir(dp))) {
+		int order;
+		if (member_kind(fmt, split, e->d_name, &order) != MEMBER_SKIP && names_push(&files, e->d_name, strlen(e->d_name)))
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	closedir(dp);
+	for (i = 0; i < files.n && rc == 0; i++) {
+		struct vt_src src;
+		int order = 0, kind = member_kind(fmt, split, files.v[i], &order);
+		char *path = join(dir, files.v[i]);
+		if (!path) {
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+			break;
+		}
+		if ((rc = vt_src_open(&src, path, err)) == 0) {
+			rc = add_member(&L, kind, order, &src, err);
+			vt_src_close(&src);
+		}
+		free(path);
+	}
+	names_free(&files);
+	if (rc == 0)
+		rc = finish(&L, d, dir, err);
+	loader_free(&L);
+	return rc;
+}
+
+/* ---- .tar.gz ---------------------------------------------------------------------------- */
+
+/* A pull reader of the inflated bytes of a gzip file. */
+struct tgz {
+	const struct vt_src *src;
+	uint64_t in_pos;     /* compressed bytes read from src */
+	uint64_t out_total;  /* inflated bytes handed out: offsets in messages */
+	z_stream z;
+	int z_ready;
+	int eof;             /* the last gzip member ended */
+	unsigned char *in, *out;
+	size_t out_pos, out_len;
+};
+
+enum { TGZ_CHUNK = 1 << 16 };
+
+static int tgz_open(struct tgz *t, const struct vt_src *src, struct vt_err *err)
+{
+	unsigned char magic[2];
+
+	memset(t, 0, sizeof(*t));
+	t->src = src;
+	if (src->size < 2 || vt_src_read(src, 0, magic, 2, err) || magic[0] != 0x1f || magic[1] != 0x8b)
+		return vt_err_set(err, VT_EFORMAT, "'%s' is not a gzip file (expected a .tar.gz archive, a "
+				  "CIFAR-10 folder or an image folder)", src->name);
+	t->in = malloc(TGZ_CHUNK);
+	t->out = malloc(TGZ_CHUNK);
+	if (!t->in || !t->out || inflateInit2(&t->z, 16 + MAX_WBITS) != Z_OK)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	t->z_ready = 1;
+	return 0;
+}
+
+static void tgz_close(struct tgz *t)
+{
+	if (t->z_ready)
+		inflateEnd(&t->z);
+	free(t->in);
+	free(t->out);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Inflates more bytes into the empty output window; at the end of the stream sets t->eof. */
+static int tgz_fill(struct tgz *t, struct vt_err *err)
+{
+	t->out_pos = t->out_len = 0;
+	while (t->out_len == 0 && !t->eof) {
+		int zr;
+		if (t->z.avail_in == 0) {
+			uint64_t left = t->src->size - t->in_pos;
+			size_t k = left < TGZ_CHUNK ? (size_t)left : TGZ_CHUNK;
+			int rc;
+			if (k == 0)
+				return vt_err_set(err, VT_EFORMAT, "'%s' is truncated: the gzip stream ends early "
+						  "(after %llu inflated bytes)", t->src->name,
+						  (unsigned long long)t->out_total);
+			if ((rc = vt_src_read(t->src, t->in_pos, t->in, k, err)))
+				return vt_err_prefix(err, "'%s'", t->src->name);
+			t->in_pos += k;
+			t->z.next_in = t->in;
+			t->z.avail_in = (uInt)k;
+		}
+		t->z.next_out = t->out;
+		t->z.avail_out = TGZ_CHUNK;
+		zr = inflate(&t->z, Z_NO_FLUSH);
+		t->out_len = TGZ_CHUNK - t->z.avail_out;
+		if (zr == Z_STREAM_END) {
+			/* another gzip member may follow (gzip files may be concatenated); anything
+			 * else after the end is ignored, as gzip -d does with trailing zeros */
+			unsigned char next[2];
+			uint64_t at = t->in_pos - t->z.avail_in;
+			if (t->src->size - at >= 2 && vt_src_read(t->src, at, next, 2, NULL) == 0 &&
+			    next[0] == 0x1f && next[1] == 0x8b)
+				inflateReset(&t->z);
+			else
+				t->eof = 1;
+		} else if (zr == Z_BUF_ERROR && t->z.avail_in > 0) {
+			return vt_err_set(err, VT_EFORMAT, "'%s' is corrupt: the gzip stream makes no progress",
+					  t->src->name);
+		} else if (zr == Z_MEM_ERROR) {
+			return vt_err_set(err, VT_ENOMEM, "out of memory inflating '%s'", t->src->name);
+		} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+			return vt_err_set(err, VT_EFORMAT, "'%s' is corrupt: %s near compressed byte %llu",
+					  t->src->name, t->z.msg ? t->z.msg : "bad gzip data",
+					  (unsigned long long)(t->in_pos - t->z.avail_in));
+		}
+	}
+	return 0;
+}
+
+/* Reads exactly n inflated bytes (dst NULL: skips them). *got < n only at a clean end. */
+static int tgz_read(struct tgz *t, void *dst, uint64_t n, uint64_t *got, struct vt_err *err)
+{
+	unsigned char *d = dst;
+	int rc;
+
+	*got = 0;
+	while (*got < n) {
+		size_t k;
+		if (t->out_pos == t->out_len) {
+			if (t->eof)
+				return 0;
+			if ((rc = tgz_fill(t, err)))
+				return rc;
+			continue;
+		}
+		k = t->out_len - t->out_pos;
+		if (k > n - *got)
+			k = (size_t)(n - *got);
+		if (d) {
+			memcpy(d, t->out + t->out_pos, k);
+			d += k;
+		}
+		t->out_pos += k;
+		*got += k;
+		t->out_total += k;
+	}
+	return 0;
+}
+
+static int tgz_need(struct tgz *t, void *dst, uint64_t n, const char *what, struct vt_err *err)
+{
+	uint64_t got;
+	int rc = tgz_read(t, dst, n, &got, err);
+
+	if (rc == 0 && got < n)
+		rc = vt_err_set(err, VT_EFORMAT, "'%s' is truncated: the tar archive ends inside %s "
+				"(inflated byte %llu)", t->src->name, what, (unsigned long long)t->out_total);
+	return rc;
+}
+
+/* A tar number: octal digits (leading spaces, NUL or space terminated), or GNU base-256. */
+static int tar_num(const unsigned char *f, size_t n, uint64_t *v)
+{
+	size_t i = 0;
+
+	*v = 0;
+	if (f[0] & 0x80) {
+		if (f[0] != 0x80)
+			return -1; /* negative, or beyond 2^56 */
+		for (i = 1; i < n; i++) {
+			if (*v >> 55)
+				return -1;
+			*v = (*v << 8) | f[i];
+		}
+		return 0;
+	}
+	while (i < n && f[i] == ' ')
+		i++;
+	for (; i < n && f[i] >= '0' && f[i] <= '7'; i++) {
+		if (*v >> 60)
+			return -1;
+		*v = (*v << 3) | (uint64_t)(f[i] - '0');
+	}
+	for (; i < n; i++)
+		if (f[i] != ' ' && f[i] != '\0')
+			return -1;
+	return 0;
+}
+
+static int tar_checksum_ok(const unsigned char *h)
+{
+	uint64_t want;
+	unsigned long u = 0;
+	long s = 0;
+	int i;
+
+	if (tar_num(h + 148, 8, &want))
+		return 0;
+	for (i = 0; i < 512; i++) {
+		unsigned char c = i >= 148 && i < 156 ? ' ' : h[i];
+		u += c;
+		s += (signed char)c; /* some old tars summed signed chars */
+	}
+	return want == u || (long)want == s;
+}
+
+/* The "path" record of a pax extended header, if any, into name (size bytes). */
+static void pax_path(const char *rec, size_t len, char *name, size_t size)
+{
+	size_t at = 0;
+
+	while (at < len) {
+		size_t rl = 0, i = at;
+		const char *kv;
+		while (i < len && rec[i] >= '0' && rec[i] <= '9') {
+			rl = rl * 10 + (size_t)(rec[i++] - '0');
+			if (rl > len)
+				return;
+		}
+		if (i >= len || rec[i] != ' ' || rl <= i - at || rl > len - at)
+			return; /* malformed: keep the ustar name */
+		kv = rec + i + 1;
+		if ((size_t)(rec + at + rl - kv) > 5 && memcmp(kv, "path=", 5) == 0) {
+			size_t vl = (size_t)(rec + at + rl - 1 - (kv + 5)); /* minus the newline */
+			if (vl < size && !memchr(kv + 5, '\0', vl)) {
+				memcpy(name, kv + 5, vl);
+				name[vl] = '\0';
+			}
+		}
+		at += rl;
+	}
+}
+
+/* Splits a member path into its last two components: "x/cifar-10-batches-py/data_batch_1". */
+static void path_tail(const char *path, const char **dir, size_t *dlen, const char **base)
+{
+	const char *end = path + strlen(path), *b, *d;
+
+	while (end > path && end[-1] == '/')
+		end--;
+	b = end;
+	while (b > path && b[-1] != '/')
+		b--;
+	*base = b;
+	d = b;
+	while (d > path && d[-1] == '/')
+		d--;
+	*dlen = 0;
+	*dir = d;
+	while (d > path && d[-1] != '/')
+		d--;
+	*dlen = (size_t)(*dir - d);
+	*dir = d;
+}
+
+/* Streams the archive in src into L: the split's batches and the class names. */
+static int load_tgz_src(struct loader *L, const struct vt_src *src, struct vt_err *err)
+{
+	struct tgz t;
+	unsigned char h[512];
+	char name[4096 + 1], *buf = NULL;
+	int rc, have_long = 0;
+
+	if ((rc = tgz_open(&t, src, err))) {
+		tgz_close(&t);
+		return rc;
+	}
+	for (;;) {
+		uint64_t size, padded, got;
+		const char *dir, *base;
+		size_t dlen;
+		int kind = MEMBER_SKIP, order = 0;
+		char type;
+
+		if ((rc = tgz_read(&t, h, 512, &got, err)))
+			break;
+		if (got == 0)
+			break; /* the stream ended without the zero blocks: accepted, as tarfile does */
+		if (got < 512) {
+			rc = vt_err_set(err, VT_EFORMAT, "'%s' is truncated: the tar archive ends inside a header",
+					src->name);
+			break;
+		}
+		{
+			int i, zero = 1;
+			for (i = 0; i < 512 && zero; i++)
+				zero = h[i] == 0;
+			if (zero) { /* end of archive: inflate the rest to check the gzip CRC */
+				rc = tgz_read(&t, NULL, MAX_DRAIN, &got, err);
+				break;
+			}
+		}
+		if (!tar_checksum_ok(h) || tar_num(h + 124, 12, &size)) {
+			rc = vt_err_set(err, VT_EFORMAT, "'%s': bad tar header at inflated byte %llu (not a tar "
+					"archive, or corrupt)", src->name, (unsigned long long)(t.out_total - 512));
+			break;
+		}
+		padded = size + (512 - size % 512) % 512;
+		if (padded < size) {
+			rc = vt_err_set(err, VT_EFORMAT, "'%s': tar member of impossible size", src->name);
+			break;
+		}
+		type = (char)h[156];
+		if (type == 'L' || type == 'x') { /* the name of the next member: GNU or pax */
+			size_t keep = size < sizeof(name) - 1 ? (size_t)size : 0;
+			char *rec = keep ? malloc(keep + 1) : NULL;
+			if (keep && !rec) {
+				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+				break;
+			}
+			if ((rc = tgz_need(&t, rec, keep, "a long name", err)) == 0 &&
+			    (rc = tgz_need(&t, NULL, padded - keep, "a long name", err)) == 0 && keep) {
+				rec[keep] = '\0';
+				if (type == 'L') {
+					memcpy(name, rec, keep + 1); /* NUL-terminated within */
+					have_long = 1;
+				} else {
+					name[0] = '\0';
+					pax_path(rec, keep, name, sizeof(name));
+					have_long = name[0] != '\0';
+				}
+			}
+			free(rec);
+			if (rc)
+				break;
+			continue;
+		}
+		if (!have_long) {
+			size_t pl = 0;
+			if (memcmp(h + 257, "ustar\0", 6) == 0 && h[345]) { /* POSIX only: GNU keeps times there */
+				pl = strnlen((const char *)h + 345, 155);
+				memcpy(name, h + 345, pl);
+				name[pl++] = '/';
+			}
+			memcpy(name + pl, h, strnlen((const char *)h, 100));
+			name[pl + strnlen((const char *)h, 100)] = '\0';
+		}
+		have_long = 0;
+		if (type == '0' || type == '\0' || type == '7') {
+			enum fmt f;
+			path_tail(name, &dir, &dlen, &base);
+			f = dlen == 20 && memcmp(dir, "cifar-10-batches-bin", 20) == 0 ? FMT_BIN :
+			    dlen == 19 && memcmp(dir, "cifar-10-batches-py", 19) == 0 ? FMT_PY : FMT_NONE;
+			if (f != FMT_NONE && (L->fmt == FMT_NONE || L->fmt == f))
+				kind = member_kind(f, L->split, base, &order);
+			if (kind != MEMBER_SKIP)
+				L->fmt = f; /* the first CIFAR member decides; the other version is ignored */
+		}
+		if (kind == MEMBER_SKIP) {
+			if ((rc = tgz_need(&t, NULL, padded, "a member", err)))
+				break;
+			continue;
+		}
+		if (size > MAX_MEMBER) {
+			rc = vt_err_set(err, VT_EFORMAT, "'%s': member '%s' is %llu bytes (at most %d)", src->name,
+					name, (unsigned long long)size, MAX_MEMBER);
+			break;
+		}
+		{
+			/* the buffer grows with what actually inflates, not with what the header claims */
+			size_t have = 0, cap = 0;
+			while (rc == 0 && have < size) {
+				size_t k = (size_t)size - have;
+				if (have == cap) {
+					char *nb;
+					cap = cap ? 2 * cap : 1 << 20;
+					if (cap > size)
+						cap = (size_t)size;
+					if (!(nb = realloc(buf, cap))) {
+						rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+						break;
+					}
+					buf = nb;
+				}
+				if (k > cap - have)
+					k = cap - have;
+				rc = tgz_need(&t, buf + have, k, "a member", err);
+				have += k;
+			}
+			if (rc == 0)
+				rc = tgz_need(&t, NULL, padded - size, "a member", err);
+		}
+		if (rc == 0) {
+			struct vt_src m;
+			char *mname = malloc(strlen(src->name) + strlen(name) + 3);
+			if (!mname) {
+				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+				break;
+			}
+			sprintf(mname, "%s: %s", src->name, name);
+			vt_src_mem(&m, buf, (size_t)size, mname);
+			rc = add_member(L, kind, order, &m, err);
+			free(mname);
+		}
+		free(buf);
+		buf = NULL;
+		if (rc)
+			break;
+	}
+	free(buf);
+	tgz_close(&t);
+	return rc;
+}
+
+static int load_tgz(struct vt_dataset *d, const char *path, const char *split, struct vt_err *err)
+{
+	struct loader L;
+	struct vt_src src;
+	int rc;
+
+	memset(&L, 0, sizeof(L));
+	L.split = split;
+	if ((rc = vt_src_open(&src, path, err)))
+		return rc;
+	rc = load_tgz_src(&L, &src, err);
+	vt_src_close(&src);
+	if (rc == 0 && L.fmt == FMT_NONE)
+		rc = vt_err_set(err, VT_ENOTFOUND, "'%s' holds no cifar-10-batches-py/ or cifar-10-batches-bin/ "
+				"%s batch", path, split);
+	if (rc == 0)
+		rc = finish(&L, d, path, err);
+	loader_free(&L);
+	return rc;
+}
+
+/* ---- ImageFolder of PNGs ---------------------------------------------------------------- */
+
+/* Entries of dir that are folders (dirs=1) or regular files (dirs=0), symlinks followed,
+ * sorted by byte value. */
+static int list_dir(const char *dir, int dirs, struct names *out, struct vt_err *err)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!dp)
+		return vt_err_set(err, VT_EIO, "cannot open '%s': %s", dir, strerror(errno));
+	while (rc == 0 && (e = readdir(dp))) {
+		char *path;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (!(path = join(dir, e->d_name)))
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+		else if ((dirs ? is_dir(path) : is_file(path)) && names_push(out, e->d_name, strlen(e->d_name)))
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+		free(path);
+	}
+	closedir(dp);
+	if (rc == 0 && out->n)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	return rc;
+}
+
+static int has_ext(const char *name, const char *ext)
+{
+	size_t n = strlen(name), e = strlen(ext);
+
+	return n > e && strcasecmp(name + n - e, ext) == 0;
+}
+
+/* 1: a PNG; 0: not an image (ignored); -1: an image format vggtl does not read. */
+static int image_kind(const char *name)
+{
+	static const char *const other[] = { ".jpg", ".jpeg", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp" };
+	size_t i;
+
+	if (has_ext(name, ".png"))
+		return 1;
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		if (has_ext(name, other[i]))
+			return -1;
+	return 0;
+}
+
+static int load_image_folder(struct vt_dataset *d, const char *root, int size, struct vt_err *err)
+{
+	struct names classes = { 0 }, *files = NULL;
+	size_t i, j, total = 0, k = 0, per, nfiles = 0;
+	int rc;
+
+	if (size < 1 || size > MAX_SIZE)
+		return vt_err_set(err, VT_EUSAGE, "image size %d is out of range (1 to %d)", size, MAX_SIZE);
+	per = (size_t)3 * (size_t)size * (size_t)size;
+	if ((rc = list_dir(root, 1, &classes, err)))
+		goto out;
+	if (classes.n == 0) {
+		rc = vt_err_set(err, VT_ENOTFOUND, "no class folder in '%s' (expected %s/<class>/*.png)", root, root);
+		goto out;
+	}
+	if (classes.n > MAX_CLASSES) {
+		rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s' has %zu class folders (at most %d)", root, classes.n,
+				MAX_CLASSES);
+		goto out;
+	}
+	if (!(files = calloc(classes.n, sizeof(*files)))) {
+		rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+		goto out;
+	}
+	nfiles = classes.n;
+	for (i = 0; i < classes.n; i++) {
+		struct names all = { 0 };
+		char *cdir = join(root, classes.v[i]);
+		if (!cdir) {
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = list_dir(cdir, 0, &all, err);
+		for (j = 0; j < all.n && rc == 0; j++) {
+			int kind = image_kind(all.v[j]);
+			if (kind < 0)
+				rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s/%s': only PNG images are supported "
+						"(convert it, or move it out of the folder)", cdir, all.v[j]);
+			else if (kind > 0 && names_push(&files[i], all.v[j], strlen(all.v[j])))
+				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+		}
+		names_free(&all);
+		if (rc == 0 && files[i].n == 0)
+			rc = vt_err_set(err, VT_ENOTFOUND, "class folder '%s' holds no .png image", cdir);
+		free(cdir);
+		if (rc)
+			goto out;
+		total += files[i].n;
+	}
+	if (total > MAX_IMAGES || total > SIZE_MAX / per) {
+		rc = vt_err_set(err, VT_ENOMEM, "'%s' holds %zu images of %dx%d: too many", root, total, size, size);
+		goto out;
+	}
+	memset(d, 0, sizeof(*d));
+	d->pixels = malloc(total * per);
+	d->labels = malloc(total * sizeof(*d->labels));
+	if (!d->pixels || !d->labels) {
+		rc = vt_err_set(err, VT_ENOMEM, "out of memory for %zu images of %dx%d", total, size, size);
+		goto out;
+	}
+	for (i = 0; i < classes.n; i++)
+		for (j = 0; j < files[i].n; j++, k++) {
+			char *cdir = join(root, classes.v[i]), *path = cdir ? join(cdir, files[i].v[j]) : NULL;
+			rc = path ? vt_png_load(path, size, d->pixels + k * per, err)
+				  : vt_err_set(err, VT_ENOMEM, "out of memory");
+			free(cdir);
+			free(path);
+			if (rc)
+				goto out;
+			d->labels[k] = (int64_t)i;
+		}
+	d->n = (int)total;
+	d->h = d->w = size;
+	d->nclasses = (int)classes.n;
+	d->class_names = classes.v; /* ownership moves */
+	memset(&classes, 0, sizeof(classes));
+out:
+	if (rc) {
+		free(d->pixels);
+		free(d->labels);
+		memset(d, 0, sizeof(*d));
+	}
+	for (i = 0; i < nfiles; i++)
+		names_free(&files[i]);
+	free(files);
+	names_free(&classes);
+	return rc;
+}
+
+/* ---- path resolution -------------------------------------------------------------------- */
+
+int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int size, struct vt_err *err)
+{
+	static const char *const folders[] = { "cifar-10-batches-bin", "cifar-10-batches-py" };
+	static const char *const archives[] = { "cifar-10-binary.tar.gz", "cifar-10-python.tar.gz" };
+	struct stat st;
+	enum fmt fmt;
+	char *p = NULL;
+	int rc = 1;
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
+	if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0)
+		return vt_err_set(err, VT_EUSAGE, "split must be 'train' or 'test', not '%s'", split);
+	if (stat(path, &st) != 0)
+		return vt_err_set(err, VT_ENOTFOUND, "no CIFAR-10 or image folder found at '%s' (%s; %s)", path,
+				  strerror(errno), not_found_hint);
+	if (S_ISREG(st.st_mode))
+		return load_tgz(d, path, split, err);
+	if (!S_ISDIR(st.st_mode))
+		return vt_err_set(err, VT_ENOTFOUND, "no CIFAR-10 or image folder found at '%s' (%s)", path,
+				  not_found_hint);
+	/* the folders torchvision and the archives extract to win over the archives themselves */
+	for (i = 0; i < 2 && rc > 0; i++) {
+		if (!(p = join(path, folders[i])))
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		if (is_dir(p))
+			rc = load_cifar_dir(d, p, i == 0 ? FMT_BIN : FMT_PY, split, err);
+		free(p);
+	}
+	if (rc <= 0)
+		return rc;
+	if ((fmt = dir_format(path)) != FMT_NONE)
+		return load_cifar_dir(d, path, fmt, split, err);
+	for (i = 0; i < 2 && rc > 0; i++) {
+		if (!(p = join(path, archives[i])))
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		if (is_file(p))
+			rc = load_tgz(d, p, split, err);
+		free(p);
+	}
+	if (rc <= 0)
+		return rc;
+	if (!(p = join(path, split)))
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	if (is_dir(p))
+		rc = load_image_folder(d, p, size, err);
+	else
+		rc = vt_err_set(err, VT_ENOTFOUND, "no CIFAR-10 or image folder found at '%s' (%s)", path,
+				not_found_hint);
+	free(p);
+	return rc;
+}
+
+void vt_data_release(struct vt_dataset *d)
+{
+	int i;
+
+	if (!d)
+		return;
+	if (d->class_names)
+		for (i = 0; i < d->nclasses; i++)
+			free(d->class_names[i]);
+	free(d->class_names);
+	free(d->pixels);
+	free(d->labels);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ---- transforms ------------------------------------------------------------------------- */
+
+/* torchvision order: ToTensor (x / 255 in float32), RandomCrop(h, padding=4) with zero fill
+ * (the same whether the padding is added before or after the scaling: 0 / 255 = 0), then
+ * RandomHorizontalFlip, then Normalize ((x - mean) / std in float32), so padded pixels
+ * become -mean/std.  Draws per image: crop top, crop left (uniform in 0..8, as
+ * torch.randint(0, 9)), then flip (p = 0.5). */
+void vt_data_batch(const struct vt_dataset *d, const int *idx, int n, const struct vt_transform *t,
+		   struct vt_rng *rng, float *out)
+{
+	size_t plane = (size_t)d->h * (size_t)d->w;
+	float lut[3][256];
+	int b, c, v;
+
+	for (c = 0; c < 3; c++)
+		for (v = 0; v < 256; v++) {
+			float x = (float)v / 255.0f;
+			if (t && t->mean && t->std)
+				x = (x - t->mean[c]) / t->std[c];
+			lut[c][v] = x;
+		}
+	for (b = 0; b < n; b++) {
+		const unsigned char *img = d->pixels + (size_t)idx[b] * 3 * plane;
+		float *o = out + (size_t)b * 3 * plane;
+		int oy = 0, ox = 0, flip = 0, y, x;
+		if (t && t->augment) {
+			oy = (int)(vt_rng_uniform(rng) * (2 * PAD + 1));
+			ox = (int)(vt_rng_uniform(rng) * (2 * PAD + 1));
+			oy = (oy > 2 * PAD ? 2 * PAD : oy) - PAD;
+			ox = (ox > 2 * PAD ? 2 * PAD : ox) - PAD;
+			flip = vt_rng_uniform(rng) < 0.5;
+		}
+		for (c = 0; c < 3; c++)
+			for (y = 0; y < d->h; y++) {
+				int sy = y + oy;
+				float *orow = o + (size_t)c * plane + (size_t)y * (size_t)d->w;
+				const unsigned char *row;
+				if (sy < 0 || sy >= d->h) {
+					for (x = 0; x < d->w; x++)
+						orow[x] = lut[c][0];
+					continue;
+				}
+				row = img + (size_t)c * plane + (size_t)sy * (size_t)d->w;
+				for (x = 0; x < d->w; x++) {
+					int sx = (flip ? d->w - 1 - x : x) + ox;
+					orow[x] = lut[c][sx >= 0 && sx < d->w ? row[sx] : 0];
+				}
+			}
+	}
+}
