@@ -15,12 +15,13 @@ int cmd_predict(int argc, char **argv)
 	struct source s = { 0 };
 	const char *data = NULL, *normalize = "cifar10", *device = "auto";
 	long long threads = 0, top = 3, size = 32;
-	int nargs = 0, rc, i;
+	int nargs = 0, rc, i, raw = 0;
 	const struct option opts[] = {
 		{ OPT_INT, "top", 'k', &top, NULL, "K", "classes to show (default 3)" },
 		{ OPT_STRING, "data", 0, &data, NULL, "PATH", "where class names come from" },
 		{ OPT_STRING, "normalize", 0, &normalize, NULL, "NAME", "cifar10 (default), imagenet or none" },
 		{ OPT_INT, "image-size", 0, &size, NULL, "N", "resize images to N x N (default 32)" },
+		{ OPT_FLAG, "logits", 0, &raw, NULL, NULL, "print every raw logit instead of the top classes" },
 		COMPUTE_OPTIONS(&device, &threads),
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -76,7 +77,9 @@ int cmd_predict(int argc, char **argv)
 		for (k = 0; k < (int)per; k++)
 			sum += exp(logits[k] - mx);
 		printf("%s", argv[i]);
-		for (k = 0; k < top && k < (int)per; k++) { /* selection: K is small */
+		for (k = 0; raw && k < (int)per; k++)
+			printf("%s%.9g", k ? " " : "\t", logits[k]);
+		for (k = 0; !raw && k < top && k < (int)per; k++) { /* selection: K is small */
 			int best = -1, j;
 			for (j = 0; j < (int)per; j++)
 				if (logits[j] > -INFINITY && (best < 0 || logits[j] > logits[best]))

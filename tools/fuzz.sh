@@ -26,6 +26,7 @@ seeds() {
 	fuzz_zip) ls tests/fixtures/*.pth ;;
 	fuzz_pickle) ls tests/fixtures/pkl/*.pkl tests/fixtures/sd_legacy.pth ;;
 	fuzz_pth) ls tests/fixtures/*.pth tests/fixtures/crashes/*.pth 2>/dev/null ;;
+	fuzz_data) ls tests/fixtures/cifar-py/*/* tests/fixtures/cifar-py-bad/* tests/fixtures/cifar-tgz/*/* tests/fixtures/png/*.png 2>/dev/null ;;
 	*) ;; # no seeds: the fuzzer starts from nothing
 	esac
 }
@@ -42,7 +43,7 @@ for t in "$@"; do
 	if [ ! -x "$bin" ] || [ -n "$(find $src $LIB_SRC include -newer "$bin" 2>/dev/null | head -1)" ]; then
 		echo "fuzz.sh: building $bin"
 		# shellcheck disable=SC2086
-		$CLANG $FLAGS -o "$bin" "$src" $LIB_SRC -lz -lm || exit 1
+		$CLANG $FLAGS -o "$bin" "$src" $LIB_SRC -lpng -lz -lm -ldl || exit 1
 	fi
 	[ "$SECONDS_EACH" -gt 0 ] || continue
 	corpus=$OUT/corpus-$t

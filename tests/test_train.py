@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""test_train.py - training, evaluation and prediction through the libtorch shim, checked
+against Debian's torch and torchvision (run with /usr/bin/python3; prints TAP lines).
+
+What must hold (issue: fine-tuning through the shim):
+- same weights, same input: vggtl's logits equal torchvision's (eval mode) within 1e-4 of
+  the largest logit, for vgg16 + add_linear and for a _bn variant with non-trivial statistics;
+- a short run on the bundled sample lowers the loss;
+- resuming from an epoch checkpoint gives the same final weights as an uninterrupted run;
+- a checkpoint trained by vggtl loads in Python and continues there with PyTorch's optimizer;
+- bad data and bad options: a clear message, exit 1 or 2.
+Every run is small (a few dozen images, two threads) so the file runs in about a minute.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+VGGTL = os.path.abspath(os.environ.get("VGGTL", "build/vggtl"))
+N = 0
+FAILED = 0
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(3, 1, 1)
+
+
+def check(cond, desc, diag=None):
+    global N, FAILED
+    N += 1
+    if cond:
+        print(f"ok {N} - {desc}")
+    else:
+        FAILED += 1
+        print(f"not ok {N} - {desc}")
+        if diag:
+            for line in str(diag).splitlines()[:20]:
+                print(f"# {line}")
+
+
+def vggtl(*args, **kw):
+    return subprocess.run([VGGTL, *map(str, args)], capture_output=True, text=True, **kw)
+
+
+def logits_match(model, weights, tmp, name):
+    """vggtl predict --logits on PNGs vs the model on the same pixels."""
+    rng = np.random.default_rng(1)
+    pixels = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
+    files = []
+    for i, a in enumerate(pixels):
+        f = os.path.join(tmp, f"{name}_{i}.png")
+        Image.fromarray(a).save(f)
+        files.append(f)
+    r = vggtl("predict", weights, "--logits", "--threads", 2, *files)
+    check(r.returncode == 0, f"{name}: predict --logits runs", r.stderr)
+    if r.returncode:
+        return
+    got = np.array([[float(v) for v in line.split("\t")[1].split()] for line in r.stdout.strip().split("\n")])
+    x = torch.stack([(torch.from_numpy(a).permute(2, 0, 1).float() / 255 - MEAN) / STD for a in pixels])
+    model.eval()
+    with torch.no_grad():
+        ref = model(x).numpy()
+    diff = np.abs(got - ref).max()
+    check(got.shape == ref.shape and diff <= 1e-4 * np.abs(ref).max(),
+          f"{name}: logits equal torchvision's within 1e-4 of the largest (max diff {diff:.3g}, largest {np.abs(ref).max():.3g})")
+
+
+def main():
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        j = lambda *p: os.path.join(tmp, *p)
+
+        # --- logits against torchvision -------------------------------------------------
+        m = torchvision.models.vgg16()
+        m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+        torch.save(m.state_dict(), j("v16.pth"))
+        logits_match(m, j("v16.pth"), tmp, "vgg16+add_linear")
+        del m
+        b = torchvision.models.vgg11_bn(num_classes=10)
+        with torch.no_grad():  # running statistics and affine terms that matter
+            for mod in b.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.running_mean.uniform_(-0.2, 0.2)
+                    mod.running_var.uniform_(0.5, 2.0)
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.uniform_(-0.1, 0.1)
+        torch.save(b, j("v11bn_whole.pth"))
+        logits_match(b, j("v11bn_whole.pth"), tmp, "vgg11_bn (whole model)")
+
+        # --- a short run lowers the loss ----------------------------------------------------
+        r = vggtl("extend", "--arch", "vgg11_bn", "--replace-last", 10, "--style", "weights", "-o", j("start.pth"))
+        check(r.returncode == 0, "extend vgg11_bn for 10 classes", r.stderr)
+        r0 = vggtl("eval", j("start.pth"), "--json", "--threads", 2)
+        check(r0.returncode == 0, "eval before training", r0.stderr)
+        before = json.loads(r0.stdout)["loss"] if r0.returncode == 0 else 0
+        common = ["--limit", 128, "--batch-size", 32, "--threads", 2, "--seed", 7, "--epochs", 2]
+        r = vggtl("train", j("start.pth"), *common, "--checkpoint-dir", j("ck"), "--metrics", j("m.jsonl"),
+                  "--plot", j("curves.png"), "-o", j("full.pth"), "--style", "weights")
+        check(r.returncode == 0, "train 2 epochs on the bundled sample", r.stderr)
+        r1 = vggtl("eval", j("full.pth"), "--json", "--threads", 2)
+        after = json.loads(r1.stdout) if r1.returncode == 0 else {"loss": 1e9, "classes": []}
+        check(after["loss"] < before, f"test loss went down: {before:.4f} -> {after['loss']:.4f}")
+        check(len(after["classes"]) == 10 and after["images"] == 200, "eval --json has 10 classes and 200 images")
+        lines = [json.loads(line) for line in open(j("m.jsonl"))] if os.path.exists(j("m.jsonl")) else []
+        epochs = [l for l in lines if "test_accuracy" in l]
+        steps = [l for l in lines if "step" in l]
+        check(len(epochs) == 2 and len(steps) == 8 and all("images_per_s" in s for s in steps),
+              "metrics: a JSON line per step (loss, accuracy, images/s) and per epoch")
+        check(r.stdout.startswith("test accuracy "), "the final test accuracy is printed", r.stdout)
+        try:
+            im = Image.open(j("curves.png"))
+            check(im.size == (900, 420), "--plot writes a PNG chart")
+        except Exception as e:  # noqa: BLE001 - any failure to read is the finding
+            check(False, "--plot writes a PNG chart", e)
+
+        # --- resuming gives the same weights as not stopping --------------------------------
+        r = vggtl("train", "--resume", j("ck", "epoch_1.pth"), *common, "-o", j("resumed.pth"), "--style", "weights")
+        check(r.returncode == 0, "train --resume from the epoch 1 checkpoint", r.stderr)
+        if r.returncode == 0:
+            a = torch.load(j("full.pth"), weights_only=True)
+            c = torch.load(j("resumed.pth"), weights_only=True)
+            same = list(a) == list(c) and all(torch.equal(a[k], c[k]) for k in a)
+            check(same, "resumed final weights equal the uninterrupted run's, bit for bit")
+
+        # --- Python continues from a vggtl checkpoint ----------------------------------------
+        ck = torch.load(j("ck", "epoch_2.pth"), weights_only=False)
+        check(ck["epoch"] == 2 and set(ck) >= {"model_state_dict", "optimizer_state_dict", "loss", "accuracy"},
+              "the checkpoint is the common recipe's dict", sorted(ck))
+        net = torchvision.models.vgg11_bn(num_classes=10)
+        net.load_state_dict(ck["model_state_dict"], strict=True)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        try:
+            opt.load_state_dict(ck["optimizer_state_dict"])
+            params = list(net.parameters())
+            bufs = [opt.state[p]["momentum_buffer"] for p in params]
+            check(all(b.shape == p.shape for b, p in zip(bufs, params)),
+                  "PyTorch's SGD takes the optimizer state: a momentum buffer per parameter")
+            net.train()
+            x = torch.randn(4, 3, 32, 32)
+            loss = nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 2, 3]))
+            loss.backward()
+            opt.step()
+            check(torch.isfinite(loss).item(), "and a training step continues from it in Python")
+        except Exception as e:  # noqa: BLE001
+            check(False, "PyTorch's SGD takes the optimizer state", e)
+
+        # --- Adam state in PyTorch's layout ---------------------------------------------------
+        r = vggtl("train", j("start.pth"), "--optimizer", "adam", "--lr", "1e-3", "--limit", 32, "--epochs", 1,
+                  "--freeze", "features", "--no-augment", "--threads", 2, "--checkpoint-dir", j("ad"))
+        check(r.returncode == 0, "train --optimizer adam --freeze features", r.stderr)
+        if r.returncode == 0:
+            ck = torch.load(j("ad", "epoch_1.pth"), weights_only=False)
+            net = torchvision.models.vgg11_bn(num_classes=10)
+            net.load_state_dict(ck["model_state_dict"])
+            opt = torch.optim.Adam(net.classifier.parameters(), lr=1e-3)
+            try:
+                opt.load_state_dict(ck["optimizer_state_dict"])
+                st = opt.state[list(net.classifier.parameters())[0]]
+                check(float(st["step"]) == 1 and st["exp_avg"].shape == st["exp_avg_sq"].shape,
+                      "PyTorch's Adam takes the state of the classifier-only run (step, exp_avg, exp_avg_sq)")
+            except Exception as e:  # noqa: BLE001
+                check(False, "PyTorch's Adam takes the state", e)
+            feat_same = all(torch.equal(net.state_dict()[k], torch.load(j("start.pth"))[k])
+                            for k in net.state_dict() if k.startswith("features."))
+            check(feat_same, "--freeze features leaves every features tensor unchanged")
+
+        # --- predict with class names -----------------------------------------------------------
+        Image.fromarray(np.zeros((20, 40), dtype=np.uint8)).save(j("grey.png"))  # grey, another size
+        r = vggtl("predict", j("full.pth"), j("grey.png"), "--top", 2, "--threads", 2)
+        names = open(os.path.join(os.path.dirname(VGGTL), "..", "data", "cifar-10-batches-bin", "batches.meta.txt")).read().split()
+        fields = r.stdout.strip().split("\t")
+        check(r.returncode == 0 and len(fields) == 3 and fields[1].split()[0] in names,
+              "predict prints the top classes by name, for a grey image of another size", r.stdout + r.stderr)
+
+        # --- bad data and bad options -------------------------------------------------------------
+        os.makedirs(j("bad", "cifar-10-batches-bin"))
+        with open(j("bad", "cifar-10-batches-bin", "data_batch_1.bin"), "wb") as f:
+            f.write(b"\0" * 3000)
+        with open(j("bad", "cifar-10-batches-bin", "test_batch.bin"), "wb") as f:
+            f.write(b"\0" * 3073)
+        with open(j("broken.png"), "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
+        cases = [
+            (1, "missing data folder", ["train", j("start.pth"), "--data", j("nowhere")]),
+            (1, "a record size that is not 3073 bytes", ["train", j("start.pth"), "--data", j("bad")]),
+            (1, "a corrupt PNG", ["predict", j("full.pth"), j("broken.png")]),
+            (2, "--epochs 0", ["train", j("start.pth"), "--epochs", 0]),
+            (2, "--optimizer rmsprop", ["train", j("start.pth"), "--optimizer", "rmsprop"]),
+            (2, "--freeze everything", ["train", j("start.pth"), "--freeze", "everything"]),
+            (2, "--device tpu", ["eval", j("start.pth"), "--device", "tpu"]),
+            (2, "--lr abc", ["train", j("start.pth"), "--lr", "abc"]),
+            (2, "--resume with a model source too", ["train", j("start.pth"), "--resume", j("ck", "epoch_1.pth")]),
+        ]
+        if not torch.cuda.is_available():  # Debian's libtorch is CPU-only: cuda must be refused clearly
+            cases.append((2, "--device cuda without a GPU", ["eval", j("start.pth"), "--device", "cuda"]))
+        for code, desc, args in cases:
+            r = vggtl(*args)
+            one_line = r.stderr.strip() != "" and "Traceback" not in r.stderr
+            check(r.returncode == code and one_line, f"{desc}: exit {r.returncode} (want {code})", r.stderr)
+
+    print(f"1..{N}")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
