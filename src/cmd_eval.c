@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <time.h>
 
 static const char usage[] = "usage: vggtl eval (FILE | --arch NAME) [--data PATH] [--split test|train] [--json]\n\n"
 			    "Evaluates the model (eval mode, no augmentation) and prints loss, accuracy\n"
@@ -30,6 +31,8 @@ int cmd_eval(int argc, char **argv)
 	struct vt_eval_result r = { 0 };
 	struct vt_err err = { 0 };
 	struct compute c = { 0 };
+	struct timespec t0, t1;
+	double secs = 0;
 
 	rc = parse_options(argc, argv, opts, usage, &nargs);
 	if (rc)
@@ -39,16 +42,21 @@ int cmd_eval(int argc, char **argv)
 	if ((rc = parse_normalize(normalize, &t)) || (rc = source_open(&s, nargs, argv, 1)) ||
 	    (rc = load_data(data, split, (int)size, &d)) || (rc = compute_open(&c, &s, device, threads, 0)))
 		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (vt_evaluate(&c.net, &d, &t, (int)batch, &r, &err)) {
 		rc = report(&err);
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 	if (json) {
 		cJSON *o = cJSON_CreateObject(), *pc = cJSON_CreateArray();
 		char *text;
 		cJSON_AddNumberToObject(o, "images", (double)r.total);
 		cJSON_AddNumberToObject(o, "loss", r.loss);
 		cJSON_AddNumberToObject(o, "accuracy", r.total ? (double)r.correct / (double)r.total : 0);
+		cJSON_AddNumberToObject(o, "seconds", secs);
+		cJSON_AddNumberToObject(o, "images_per_s", secs > 0 ? (double)r.total / secs : 0);
 		for (i = 0; i < r.nclasses && i < d.nclasses; i++) {
 			cJSON *k = cJSON_CreateObject();
 			cJSON_AddStringToObject(k, "class", d.class_names[i]);

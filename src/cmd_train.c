@@ -197,6 +197,8 @@ static int run(struct source *s, struct train_opts *a)
 		}
 		fprintf(stderr, "vggtl: features of %d images computed once in %.1f s (frozen, no augmentation)\n", train.n,
 			now() - t0);
+		if (metrics)
+			fprintf(metrics, "{\"feature_cache_seconds\": %.3f, \"images\": %d}\n", now() - t0, train.n);
 	}
 	in = cached ? per : (size_t)3 * (size_t)train.h * (size_t)train.w;
 	curves = calloc(4 * (size_t)a->epochs, sizeof(double)); /* train/test loss, train/test accuracy */
@@ -214,7 +216,7 @@ static int run(struct source *s, struct train_opts *a)
 		struct vt_rng r;
 		struct vt_eval_result ev;
 		double lr = vt_schedule_lr(sched, a->lr, e, (int)a->epochs, (int)a->step_size, a->gamma);
-		double t0 = now(), loss_sum = 0;
+		double t0 = now(), loss_sum = 0, train_seconds;
 		int64_t right = 0;
 		int i, done = 0, step = 0;
 
@@ -257,6 +259,7 @@ static int run(struct source *s, struct train_opts *a)
 		}
 		if (tty)
 			fputc('\n', stderr);
+		train_seconds = now() - t0;
 		if (vt_evaluate(&c.net, &test, &et, (int)a->batch, &ev, &err)) {
 			rc = report(&err);
 			goto out_c;
@@ -267,8 +270,9 @@ static int run(struct source *s, struct train_opts *a)
 			e + 1, a->epochs, loss_sum / train.n, 100.0 * right / train.n, ev.loss, 100 * last_acc,
 			(long long)ev.total);
 		if (metrics) {
-			fprintf(metrics, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"seconds\": %.3f}\n",
-				e + 1, loss_sum / train.n, (double)right / train.n, ev.loss, last_acc, now() - t0);
+			fprintf(metrics, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f, \"images_per_s\": %.2f, \"seconds\": %.3f}\n",
+				e + 1, loss_sum / train.n, (double)right / train.n, ev.loss, last_acc, train_seconds,
+				train.n / train_seconds, now() - t0);
 			fflush(metrics);
 		}
 		vt_eval_result_release(&ev);

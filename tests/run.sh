@@ -9,8 +9,6 @@ VGGTL=${VGGTL:-$BUILD/vggtl}
 export BUILD PYTHON VGGTL
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-status=0
-
 run() {
 	name=$1
 	shift
@@ -20,7 +18,6 @@ run() {
 	cat "$log"
 	if grep -q '^not ok' "$log" || [ $rc -ne 0 ]; then
 		echo "# $name: FAILED (exit $rc)"
-		status=1
 		# a program that died without a TAP failure line still counts as one failure
 		grep -q '^not ok' "$log" || echo "not ok - $name exited $rc"
 	fi
@@ -38,7 +35,12 @@ for t in tests/test_*.sh; do
 done
 for t in tests/test_*.py; do
 	[ -f "$t" ] || continue
-	run "$(basename "$t")" "$PYTHON" "$t" | tee -a "$all"
+	case "$BUILD:$t" in
+	# libtorch (the shim) is not instrumented, and LeakSanitizer's stop-the-world tracer
+	# is unreliable with its thread pools: leaks are checked everywhere else
+	*/san:tests/test_train.py) (export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"; run "$(basename "$t")" "$PYTHON" "$t") | tee -a "$all" ;;
+	*) run "$(basename "$t")" "$PYTHON" "$t" | tee -a "$all" ;;
+	esac
 done
 passed=$(grep -c '^ok' "$all")
 failed=$(grep -c '^not ok' "$all")

@@ -172,7 +172,7 @@ def main():
         # --- predict with class names -----------------------------------------------------------
         Image.fromarray(np.zeros((20, 40), dtype=np.uint8)).save(j("grey.png"))  # grey, another size
         r = vggtl("predict", j("full.pth"), j("grey.png"), "--top", 2, "--threads", 2)
-        names = open(os.path.join(os.path.dirname(VGGTL), "..", "data", "cifar-10-batches-bin", "batches.meta.txt")).read().split()
+        names = open(os.path.join("data", "cifar-10-batches-bin", "batches.meta.txt")).read().split()
         fields = r.stdout.strip().split("\t")
         check(r.returncode == 0 and len(fields) == 3 and fields[1].split()[0] in names,
               "predict prints the top classes by name, for a grey image of another size", r.stdout + r.stderr)

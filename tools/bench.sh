@@ -74,4 +74,47 @@ cps=$(measure sh -c 'cp "$1" "$2" && sync "$2"' sh "$F" "$D/out_cp.pth")
 vt=$(measure "$V" save-weights "$F" -o "$D/out_v.pth")
 echo "$cpt $cps $vt" | awk '{ printf "conversion vs copying the same file: cp %.3f s, cp + sync %.3f s, vggtl save-weights (fsync included) %.3f s = %.2fx cp, %.2fx cp + sync (target <= 1.2x)\n", $1, $3, $5, $5 / $1, $5 / $3 }'
 echo "(speed and memory columns: Python / vggtl; greater is better for vggtl)"
+
+# Training and evaluation: VGG16 + add_linear on the bundled sample (32x32, batch 64), both
+# sides with the same thread count; images/s as each tool measures its own loop (vggtl's
+# frozen run includes computing the cached features), peak memory of the whole process.
+if [ "${BENCH_TRAIN:-1}" = 1 ]; then
+	T=${THREADS:-$(nproc)}
+	DATA=${BENCH_DATA:-data}
+	IMAGES=${BENCH_IMAGES:-256}
+	"$V" extend --arch vgg16 --add-linear 1000:10 --style weights -o "$D/v16.pth"
+	trainrow() { # trainrow TASK MODE EPOCHS VGGTL-ARGS...
+		task=$1 mode=$2 ep=$3
+		shift 3
+		rm -f "$D/m.jsonl"
+		/usr/bin/time -f "%M" -o "$D/t1" "$V" "$@" --threads "$T" >"$D/out" 2>"$D/err" || { cat "$D/err" >&2; exit 1; }
+		vm=$(tail -n 1 "$D/t1")
+		if [ "$mode" = eval ]; then
+			vips=$(grep '"images_per_s"' "$D/out" | tr -dc '0-9.\n' | head -n 1)
+		else
+			vips=$(awk -v n="$IMAGES" -v ep="$ep" '
+				/feature_cache_seconds/ { match($0, /"feature_cache_seconds": [0-9.]+/); t += substr($0, RSTART + 26, RLENGTH - 26) }
+				/train_seconds/ { match($0, /"train_seconds": [0-9.]+/); t += substr($0, RSTART + 17, RLENGTH - 17) }
+				END { printf "%.2f", n * ep / t }' "$D/m.jsonl")
+		fi
+		n=$IMAGES
+		[ "$mode" = eval ] && n=500 # vggtl eval takes the whole split of the sample
+		/usr/bin/time -f "%M" -o "$D/t1" "$PY" tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" >"$D/out" 2>"$D/err" ||
+			{ cat "$D/err" >&2; exit 1; }
+		pm=$(tail -n 1 "$D/t1")
+		pips=$(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")
+		awk -v task="$task" -v vi="$vips" -v vm="$vm" -v pi="$pips" -v pm="$pm" 'BEGIN {
+			printf "| %-40s | %8.1f | %8.1f | %8.1f | %8.1f | %7.2fx | %7.1fx |\n", task, vi, vm / 1024, pi, pm / 1024, vi / pi, pm / vm }'
+	}
+	echo
+	echo "| training, $IMAGES images, $T threads          | vggtl img/s | vggtl MiB | python img/s | pyth MiB | speed | memory |"
+	echo "|------------------------------------------|----------|----------|----------|----------|---------|---------|"
+	trainrow "full fine-tuning (1 epoch)" full 1 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 1 \
+		--no-augment --metrics "$D/m.jsonl"
+	trainrow "--freeze features (3 epochs)" freeze 3 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 3 \
+		--freeze features --no-augment --metrics "$D/m.jsonl"
+	trainrow "eval (500 images)" eval 1 eval "$D/v16.pth" --data "$DATA" --split train --batch-size 64 --json
+	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python)"
+	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1"
+fi
 rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err"
