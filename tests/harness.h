@@ -7,6 +7,7 @@
 #define VT_HARNESS_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static int harness_n, harness_failed;
 
@@ -22,6 +23,30 @@ static int harness_n, harness_failed;
 		printf(__VA_ARGS__);                                       \
 		printf("\n");                                              \
 	} while (0)
+
+/* Reads a whole file into a new buffer, NUL-terminated after its *len bytes; NULL on failure. */
+static inline unsigned char *harness_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf;
+	long n;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n > 0 ? (size_t)n + 1 : 1);
+	if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf)
+		buf[n > 0 ? n : 0] = '\0';
+	*len = n > 0 ? (size_t)n : 0;
+	return buf;
+}
 
 static inline int harness_done(void)
 {

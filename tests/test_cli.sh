@@ -82,6 +82,13 @@ kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 check "SIGKILL during save-full leaves the previous file intact" cmp -s "$T/a.pth" "$T/keep.pth"
 rm -f "$T"/.keep.pth.tmp.* # what a killed process cannot clean up
+"$V" extend --arch vgg16 --add-linear 1000:10 -o "$T/keep.pth" &
+pid=$!
+sleep 0.5
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+check "SIGKILL during extend leaves the previous file intact" cmp -s "$T/a.pth" "$T/keep.pth"
+rm -f "$T"/.keep.pth.tmp.*
 status 1 "a file-size limit gives an error" sh -c "ulimit -f 10000; exec '$V' save-weights '$T/b.pth' -o '$T/keep.pth'"
 check "the error says the write failed" grep -q "cannot write" "$T/err"
 check "...and the previous file is intact" cmp -s "$T/a.pth" "$T/keep.pth"

@@ -22,28 +22,13 @@ static char tmpdir[256];
 static char *slurp_text(const char *name)
 {
 	char path[512];
-	FILE *f;
+	size_t n = 0;
 	char *buf;
-	long n;
 
 	snprintf(path, sizeof(path), "%s/%s", fixtures, name);
-	f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc((size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	if (buf) {
-		buf[n] = '\0';
-		if (n > 0 && buf[n - 1] == '\n') /* print() adds the newline, repr does not */
-			buf[n - 1] = '\0';
-	}
+	buf = (char *)harness_slurp(path, &n);
+	if (buf && n > 0 && buf[n - 1] == '\n') /* print() adds the newline, repr does not */
+		buf[n - 1] = '\0';
 	return buf;
 }
 

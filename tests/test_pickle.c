@@ -869,25 +869,9 @@ static void test_emit_objects(void)
 static unsigned char *slurp(const char *name, size_t *len)
 {
 	char path[512];
-	FILE *f;
-	unsigned char *buf;
-	long n;
 
 	snprintf(path, sizeof(path), "%s/%s", fixtures, name);
-	f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n > 0 ? (size_t)n : 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	return harness_slurp(path, len);
 }
 
 /* list(range(n)) or OrderedDict((i, i) for i in range(n)) through the batch calls.

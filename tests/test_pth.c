@@ -23,33 +23,13 @@
 static const char *fixtures = "tests/fixtures";
 static char tmpdir[256];
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n > 0 ? (size_t)n : 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static unsigned char *fixture(const char *name, size_t *len)
 {
 	char path[512];
 
 	snprintf(path, sizeof(path), "%s/%s", fixtures, name);
-	return slurp(path, len);
+	return harness_slurp(path, len);
 }
 
 /* ---- the SD fixture ------------------------------------------------------------------------ */
@@ -437,7 +417,7 @@ static int zip_with(const char *pkl, size_t n, char *msg, size_t msgsize)
 		snprintf(msg, msgsize, "writing: %s", err.msg);
 		return 1;
 	}
-	f = slurp(path, &len);
+	f = harness_slurp(path, &len);
 	unlink(path);
 	rc = open_mem(f, len, msg, msgsize);
 	free(f);
@@ -460,6 +440,14 @@ static void test_hostile(void)
 		C("builtins.exec via STACK_GLOBAL", "\x80\x04\x8c\x08" "builtins\x8c\x04" "exec\x93.", VT_EUNSAFE,
 		  "global 'builtins.exec' is not allowed"),
 		C("torch.load", "\x80\x02" "ctorch\nload\n.", VT_EUNSAFE, "global 'torch.load' is not allowed"),
+		C("subprocess.Popen", "\x80\x02" "csubprocess\nPopen\n]X\x02\x00\x00\x00ida\x85R.", VT_EUNSAFE,
+		  "global 'subprocess.Popen' is not allowed"),
+		C("builtins.eval", "\x80\x02" "c__builtin__\neval\nX\x01\x00\x00\x001\x85R.", VT_EUNSAFE,
+		  "global '__builtin__.eval' is not allowed"),
+		C("a __reduce__ trick: getattr(os, 'system')", "\x80\x02" "c__builtin__\ngetattr\ncos\npath\n.", VT_EUNSAFE,
+		  "global '__builtin__.getattr' is not allowed"),
+		C("a __reduce__ trick: copyreg._reconstructor", "\x80\x02" "ccopyreg\n_reconstructor\n.", VT_EUNSAFE,
+		  "global 'copyreg._reconstructor' is not allowed"),
 		C("torch.nn.Module", "\x80\x02" "ctorch.nn.modules.module\nModule\n.", VT_EUNSAFE,
 		  "'torch.nn.modules.module.Module' is not allowed"),
 		C("a storage class of another module", "\x80\x02" "cnumpy\nFloatStorage\n.", VT_EUNSAFE,
@@ -592,7 +580,7 @@ static void test_crashes(void)
 		if (de->d_name[0] == '.' || nlen < 4 || strcmp(de->d_name + nlen - 4, ".pth") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		f = slurp(path, &len);
+		f = harness_slurp(path, &len);
 		if (!f)
 			continue;
 		rc = open_mem(f, len, msg, sizeof(msg));

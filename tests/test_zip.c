@@ -33,26 +33,6 @@ static uint64_t rd64(const unsigned char *p)
 	return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n > 0 ? (size_t)n : 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -86,7 +66,7 @@ static unsigned char *write_archive(const char *path, const char *prefix, const 
 	else
 		vt_out_abort(&out);
 	CHECK(rc == 0, "write %s: %s", path, rc ? err.msg : "ok");
-	return rc == 0 ? slurp(path, len) : NULL;
+	return rc == 0 ? harness_slurp(path, len) : NULL;
 }
 
 static void check_local(const unsigned char *f, size_t H, const char *name, size_t pad, int empty)
@@ -319,7 +299,7 @@ static void test_copy(void)
 	else
 		vt_out_abort(&out);
 	CHECK(rc == 0, "write with data and copy: %s", rc ? err.msg : "ok");
-	f = rc == 0 ? slurp(path, &len) : NULL;
+	f = rc == 0 ? harness_slurp(path, &len) : NULL;
 	CHECK(f && len == t_len && memcmp(f, t_file, len) == 0, "identical to the vt_zipw_add archive");
 	free(f);
 
