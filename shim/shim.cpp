@@ -46,6 +46,23 @@ struct OptState {
 
 } // namespace
 
+// SGD on the folded first Linear. Its 49 copies of each input column all receive the same
+// gradient gf, so with w = the weight and b = the momentum buffer, each element follows
+//   b' = m b + g + wd w,  w' = w - lr b'
+// a linear recurrence whose coefficients are the same for every element. Hence
+//   w(t) = aw w(0) + cw b(0) + U,  b(t) = ab w(0) + cb b(0) + V
+// with four scalars and two (out, C) tensors U, V: a step costs O(out x C) instead of
+// O(out x 49C), and the full weight and buffer are written once, by sync(), before anything
+// reads them (an evaluation, a checkpoint, the end of training).
+struct Fold {
+	bool active = false;
+	int w = -1;                     // tensor index of the folded weight
+	int64_t k = 0;                  // copies per column (49 for a 7x7 pool)
+	torch::Tensor w0f, b0f, u, v;   // folded sums of w(0), b(0); the shared terms
+	double aw = 1, cw = 0, ab = 0, cb = 1;
+	torch::Tensor leaf;             // this step's folded weight, whose gradient is gf
+};
+
 struct vt_shim_net {
 	std::vector<vt_shim_layer> layers;
 	std::vector<torch::Tensor> t;
@@ -54,12 +71,99 @@ struct vt_shim_net {
 	vt_shim_opt opt{};
 	bool has_opt = false;
 	torch::Device device{torch::kCPU};
+	Fold fold;
 };
 
 namespace {
 
+bool fold_eligible(vt_shim_net *net, int w)
+{
+	return net->has_opt && net->opt.kind == VT_OPT_SGD && net->trainable[w] &&
+	       net->t[w].scalar_type() == torch::kFloat32 && net->t[w].is_contiguous();
+}
+
+// The folded weight for this training step: aw W0f + cw B0f + k U, as a fresh leaf.
+torch::Tensor fold_weight(vt_shim_net *net, int w, int64_t c, int64_t k)
+{
+	Fold &f = net->fold;
+	torch::NoGradGuard ng;
+	if (!f.active) {
+		torch::Tensor W = net->t[w], B = net->state[w].a;
+		f.active = true;
+		f.w = w;
+		f.k = k;
+		f.w0f = W.detach().view({W.size(0), c, k}).sum(2);
+		f.b0f = B.defined() ? B.view({W.size(0), c, k}).sum(2) : torch::zeros_like(f.w0f);
+		f.u = torch::zeros_like(f.w0f);
+		f.v = torch::zeros_like(f.w0f);
+		f.aw = 1;
+		f.cw = 0;
+		f.ab = 0;
+		f.cb = 1;
+	}
+	f.leaf = (f.w0f * f.aw + f.b0f * f.cw + f.u * (double)f.k).detach().requires_grad_(true);
+	return f.leaf;
+}
+
+// One SGD step of the folded weight (see struct Fold).
+void fold_update(vt_shim_net *net, double lr)
+{
+	Fold &f = net->fold;
+	const vt_shim_opt &o = net->opt;
+	if (!f.leaf.defined() || !f.leaf.grad().defined())
+		return;
+	torch::Tensor gf = f.leaf.grad();
+	double m = o.momentum, wd = o.weight_decay;
+	f.ab = m * f.ab + wd * f.aw;
+	f.cb = m * f.cb + wd * f.cw;
+	f.v.mul_(m).add_(gf).add_(f.u, wd);
+	f.aw -= lr * f.ab;
+	f.cw -= lr * f.cb;
+	f.u.add_(f.v, -lr);
+	f.leaf = torch::Tensor();
+}
+
+// Writes the folded weight and momentum buffer back in full, once (see struct Fold).
+void sync(vt_shim_net *net)
+{
+	Fold &f = net->fold;
+	if (!f.active)
+		return;
+	torch::NoGradGuard ng;
+	torch::Tensor W = net->t[f.w], &B = net->state[f.w].a;
+	bool momentum = net->opt.momentum != 0;
+	if (momentum && !B.defined())
+		B = torch::zeros_like(W);
+	int64_t out = W.size(0), c = f.u.size(1), k = f.k;
+	if (W.device().is_cpu()) {
+		torch::Tensor u = f.u.contiguous(), v = f.v.contiguous();
+		float *pw = W.data_ptr<float>(), *pb = B.defined() ? B.data_ptr<float>() : nullptr;
+		const float *pu = u.data_ptr<float>(), *pv = v.data_ptr<float>();
+		const float aw = (float)f.aw, cw = (float)f.cw, ab = (float)f.ab, cb = (float)f.cb;
+		at::parallel_for(0, out * c, 1024, [&](int64_t begin, int64_t end) {
+			for (int64_t oc = begin; oc < end; oc++)
+				for (int64_t j = oc * k; j < (oc + 1) * k; j++) {
+					float w0 = pw[j], b0 = pb ? pb[j] : 0.0f;
+					pw[j] = aw * w0 + cw * b0 + pu[oc];
+					if (pb)
+						pb[j] = ab * w0 + cb * b0 + pv[oc];
+				}
+		});
+	} else {
+		torch::Tensor w0 = W.clone(), b0 = B.defined() ? B.clone() : torch::zeros_like(W);
+		W.copy_((w0 * f.aw + b0 * f.cw).view({out, c, k}) + f.u.unsqueeze(2));
+		if (momentum)
+			B.copy_((w0 * f.ab + b0 * f.cb).view({out, c, k}) + f.v.unsqueeze(2));
+	}
+	if (!momentum)
+		B = torch::Tensor(); // like PyTorch: no momentum, no buffer
+	f = Fold();
+}
+
 torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bool train)
 {
+	if (x.dim() == 4)
+		x = x.contiguous(at::MemoryFormat::ChannelsLast);
 	for (int i = from; i < to; i++) {
 		const vt_shim_layer &l = net->layers[i];
 		auto T = [&](int k) { return l.t[k] >= 0 ? net->t[l.t[k]] : torch::Tensor(); };
@@ -80,8 +184,8 @@ torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bo
 			x = torch::batch_norm(x, T(0), T(1), T(2), T(3), use_batch, mom < 0 ? 0.0 : mom, l.eps, false);
 			break;
 		}
-		case VT_L_RELU:
-			x = torch::relu(x);
+		case VT_L_RELU: // in place, as VGG's nn.ReLU(inplace=True): no layer here needs its output kept
+			x = torch::relu_(x);
 			break;
 		case VT_L_MAXPOOL:
 			x = torch::max_pool2d(x, {l.kernel[0], l.kernel[1]}, {l.stride[0], l.stride[1]},
@@ -94,7 +198,11 @@ torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bo
 				const vt_shim_layer &lin = net->layers[i + 2];
 				torch::Tensor w = net->t[lin.t[0]];
 				if (w.size(1) == x.size(1) * oh * ow) {
-					torch::Tensor wf = w.view({w.size(0), x.size(1), oh * ow}).sum(2);
+					torch::Tensor wf;
+					if (train && fold_eligible(net, lin.t[0]))
+						wf = fold_weight(net, lin.t[0], x.size(1), oh * ow);
+					else
+						wf = w.view({w.size(0), x.size(1), oh * ow}).sum(2);
 					x = torch::linear(x.flatten(1), wf, lin.t[1] >= 0 ? net->t[lin.t[1]] : torch::Tensor());
 					i += 2;
 					break;
@@ -132,18 +240,50 @@ void check_index(vt_shim_net *net, int index)
 		throw std::runtime_error("tensor index " + std::to_string(index) + " out of range");
 }
 
+// SGD for a contiguous float32 CPU parameter in one pass over memory: the same arithmetic as
+// below (d = g + wd p; buf = m buf + d, or d on the first step; p -= lr buf; g = 0), but the
+// 400 MB first Linear is read and written once instead of five times.
+bool sgd_fused(torch::Tensor &p, torch::Tensor &g, OptState &s, const vt_shim_opt &o, double lr)
+{
+	if (!p.device().is_cpu() || p.scalar_type() != torch::kFloat32 || !p.is_contiguous() || !g.is_contiguous())
+		return false;
+	bool first = o.momentum != 0 && !s.a.defined();
+	if (first)
+		s.a = torch::empty_like(p);
+	float *pp = p.data_ptr<float>(), *gg = g.data_ptr<float>();
+	float *bb = o.momentum != 0 ? s.a.data_ptr<float>() : nullptr;
+	const float wd = (float)o.weight_decay, m = (float)o.momentum, step = (float)-lr;
+	at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+		for (int64_t i = begin; i < end; i++) {
+			float d = wd != 0 ? gg[i] + wd * pp[i] : gg[i];
+			if (bb) {
+				d = first ? d : bb[i] * m + d;
+				bb[i] = d;
+			}
+			pp[i] += step * d;
+			gg[i] = 0;
+		}
+	});
+	return true;
+}
+
 // PyTorch's update rules, single-tensor path.
 void update(vt_shim_net *net, double lr)
 {
 	torch::NoGradGuard ng;
 	const vt_shim_opt &o = net->opt;
+	fold_update(net, lr);
 	for (size_t i = 0; i < net->t.size(); i++) {
+		if (net->fold.active && (int)i == net->fold.w)
+			continue;
 		if (!net->trainable[i] || !net->t[i].grad().defined())
 			continue; // no gradient yet: like PyTorch, no state either
 		// in place on the gradient, which is zeroed afterwards: no step allocates
 		// parameter-sized temporaries (the first Linear alone is 400 MB)
 		torch::Tensor p = net->t[i], g = net->t[i].mutable_grad();
 		OptState &s = net->state[i];
+		if (o.kind == VT_OPT_SGD && sgd_fused(p, g, s, o, lr))
+			continue;
 		if (o.weight_decay != 0)
 			g.add_(p, o.weight_decay);
 		if (o.kind == VT_OPT_SGD) {
@@ -253,10 +393,13 @@ int vt_shim_net_set(vt_shim_net *net, int index, int dtype, const void *data, co
 		    int trainable)
 {
 	GUARD({
+		sync(net);
 		check_index(net, index);
 		std::vector<int64_t> s(shape, shape + ndim);
 		auto type = dtype == 1 ? torch::kInt64 : torch::kFloat32;
 		torch::Tensor t = torch::from_blob(const_cast<void *>(data), s, type).to(net->device, false, true);
+		if (ndim == 4) // oneDNN's convolutions run faster on channels-last weights and inputs
+			t = t.contiguous(at::MemoryFormat::ChannelsLast);
 		if (trainable)
 			t.set_requires_grad(true);
 		net->t[index] = t;
@@ -267,6 +410,7 @@ int vt_shim_net_set(vt_shim_net *net, int index, int dtype, const void *data, co
 int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes)
 {
 	GUARD({
+		sync(net);
 		check_index(net, index);
 		torch::Tensor t = net->t[index].detach().to(torch::kCPU).contiguous();
 		if ((size_t)t.nbytes() != nbytes)
@@ -279,6 +423,7 @@ int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes)
 int vt_shim_net_optimizer(vt_shim_net *net, const vt_shim_opt *opt)
 {
 	GUARD({
+		sync(net);
 		net->opt = *opt;
 		net->has_opt = true;
 	})
@@ -287,6 +432,7 @@ int vt_shim_net_optimizer(vt_shim_net *net, const vt_shim_opt *opt)
 int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, size_t numel, int *exists)
 {
 	GUARD({
+		sync(net);
 		check_index(net, index);
 		torch::Tensor s = which ? net->state[index].b : net->state[index].a;
 		*exists = s.defined();
@@ -302,6 +448,7 @@ int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, s
 int vt_shim_net_state_set(vt_shim_net *net, int index, int which, const float *data, size_t numel)
 {
 	GUARD({
+		sync(net);
 		check_index(net, index);
 		torch::Tensor p = net->t[index];
 		if (!p.defined() || (size_t)p.numel() != numel)
@@ -316,6 +463,7 @@ int vt_shim_net_state_set(vt_shim_net *net, int index, int which, const float *d
 int vt_shim_net_step_count(vt_shim_net *net, int index, int64_t *get, const int64_t *set)
 {
 	GUARD({
+		sync(net);
 		check_index(net, index);
 		if (set)
 			net->state[index].step = *set;
@@ -328,6 +476,7 @@ int vt_shim_net_run(vt_shim_net *net, const float *x, const int64_t *xshape, int
 		    float *out, size_t out_numel, int64_t *oshape, int *ondim)
 {
 	GUARD({
+		sync(net);
 		torch::InferenceMode im;
 		torch::Tensor y = run_layers(net, from_host(x, xshape, xndim, net->device), from, to, false);
 		y = y.to(torch::kCPU).contiguous();
