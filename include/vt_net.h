@@ -19,7 +19,7 @@ struct vt_shim_api {
 	int (*seed)(uint64_t);
 	int (*net_new)(vt_shim_net **, const struct vt_shim_layer *, int, int, const char *);
 	void (*net_free)(vt_shim_net *);
-	int (*net_set)(vt_shim_net *, int, int, const void *, const int64_t *, int, int);
+	int (*net_set)(vt_shim_net *, int, int, void *, const int64_t *, int, int, int);
 	int (*net_get)(vt_shim_net *, int, void *, size_t);
 	int (*net_optimizer)(vt_shim_net *, const struct vt_shim_opt *);
 	int (*net_state_get)(vt_shim_net *, int, int, float *, size_t, int *);

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VT_SHIM_ABI 1
+#define VT_SHIM_ABI 2
 
 enum vt_shim_layer_kind {
 	VT_L_CONV, VT_L_BN, VT_L_RELU, VT_L_MAXPOOL, VT_L_AVGPOOL, VT_L_FLATTEN, VT_L_LINEAR, VT_L_DROPOUT
@@ -55,9 +55,11 @@ int vt_shim_net_new(vt_shim_net **out, const struct vt_shim_layer *layers, int n
 		    const char *device);
 void vt_shim_net_free(vt_shim_net *net);
 /* Sets tensor index from contiguous host data: dtype 0 float32, 1 int64. trainable marks a
- * parameter the optimizer updates (frozen parameters and buffers pass 0). */
-int vt_shim_net_set(vt_shim_net *net, int index, int dtype, const void *data, const int64_t *shape, int ndim,
-		    int trainable);
+ * parameter the optimizer updates (frozen parameters and buffers pass 0). With adopt, data
+ * is a malloc'ed buffer the shim takes over (and frees), on success or failure: on the CPU
+ * it becomes the tensor without a copy. */
+int vt_shim_net_set(vt_shim_net *net, int index, int dtype, void *data, const int64_t *shape, int ndim,
+		    int trainable, int adopt);
 /* Copies tensor index back to host memory (nbytes must match). */
 int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes);
 int vt_shim_net_optimizer(vt_shim_net *net, const struct vt_shim_opt *opt);

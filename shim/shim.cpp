@@ -13,7 +13,9 @@
 // still reaches the full weight) whenever the pooled input is 1x1.
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -389,15 +391,22 @@ void vt_shim_net_free(vt_shim_net *net)
 	delete net;
 }
 
-int vt_shim_net_set(vt_shim_net *net, int index, int dtype, const void *data, const int64_t *shape, int ndim,
-		    int trainable)
+int vt_shim_net_set(vt_shim_net *net, int index, int dtype, void *data, const int64_t *shape, int ndim,
+		    int trainable, int adopt)
 {
+	// an adopted buffer is freed whatever happens, unless a tensor takes it over
+	std::unique_ptr<void, void (*)(void *)> owned(adopt ? data : nullptr, std::free);
 	GUARD({
 		sync(net);
 		check_index(net, index);
 		std::vector<int64_t> s(shape, shape + ndim);
 		auto type = dtype == 1 ? torch::kInt64 : torch::kFloat32;
-		torch::Tensor t = torch::from_blob(const_cast<void *>(data), s, type).to(net->device, false, true);
+		torch::Tensor t;
+		if (owned && net->device.is_cpu()) // the tensor takes the buffer over: no copy
+			t = torch::from_blob(owned.release(), s, [](void *p) { std::free(p); },
+					     torch::TensorOptions().dtype(type));
+		else
+			t = torch::from_blob(data, s, type).to(net->device, false, true);
 		if (ndim == 4) // oneDNN's convolutions run faster on channels-last weights and inputs
 			t = t.contiguous(at::MemoryFormat::ChannelsLast);
 		if (trainable)

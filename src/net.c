@@ -110,11 +110,25 @@ static int flatten_tree(struct flat *f, const struct vt_module *m, struct vt_err
 	return 0;
 }
 
+static int contiguous_whole(const struct vt_tensor *t)
+{
+	uint64_t numel = 1;
+	int d;
+
+	for (d = t->ndim - 1; d >= 0; d--) {
+		if (t->size[d] != 1 && (uint64_t)t->stride[d] != numel)
+			return 0;
+		numel *= (uint64_t)t->size[d];
+	}
+	return t->offset == 0 && numel == t->storage->numel;
+}
+
+/* Hands tensor i to the shim as float32 (or the int64 batch counter), converting only when
+ * the stored layout or dtype differs; the buffer goes to the shim without a copy on the CPU. */
 static int upload(struct vt_net *net, int i, const struct vt_src *src, struct vt_err *err)
 {
 	const struct vt_tensor *t = net->tensors[i].t;
-	void *raw = NULL;
-	float *f = NULL;
+	void *raw = NULL, *buf;
 	uint64_t numel = 1;
 	int d, rc;
 
@@ -123,22 +137,28 @@ static int upload(struct vt_net *net, int i, const struct vt_src *src, struct vt
 	if ((rc = vt_storage_read(t->storage, src, &raw, err)))
 		return vt_err_prefix(err, "%s", net->tensors[i].name);
 	if (t->dtype == VT_I64) { /* num_batches_tracked: a 0-dim counter */
-		int64_t v = 0;
-		if (numel == 1)
-			memcpy(&v, (char *)raw + 8 * t->offset, 8);
-		rc = net->api->net_set(net->h, i, 1, &v, t->size, t->ndim, 0);
+		int64_t *v = calloc(1, sizeof(*v));
+		if (v && numel == 1)
+			memcpy(v, (char *)raw + 8 * t->offset, 8);
+		free(raw);
+		if (!v)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		rc = net->api->net_set(net->h, i, 1, v, t->size, t->ndim, 0, 1);
 	} else {
-		f = malloc((numel ? numel : 1) * sizeof(float));
-		if (!f)
-			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
-		else if ((rc = vt_tensor_to_f32(t, raw, f, err)) == 0)
-			rc = net->api->net_set(net->h, i, 0, f, t->size, t->ndim, net->trainable[i]);
+		if (t->dtype == VT_F32 && contiguous_whole(t)) {
+			buf = raw;
+		} else {
+			buf = malloc((numel ? numel : 1) * sizeof(float));
+			rc = buf ? vt_tensor_to_f32(t, raw, buf, err) : vt_err_set(err, VT_ENOMEM, "out of memory");
+			free(raw);
+			if (rc) {
+				free(buf);
+				return rc;
+			}
+		}
+		rc = net->api->net_set(net->h, i, 0, buf, t->size, t->ndim, net->trainable[i], 1);
 	}
-	free(raw);
-	free(f);
-	if (rc && rc != VT_ENOMEM && rc != VT_EUNSUPPORTED)
-		return vt_net_fail(net, net->tensors[i].name, err);
-	return rc;
+	return rc ? vt_net_fail(net, net->tensors[i].name, err) : 0;
 }
 
 /* Records, for each tensor index, its module and slot (the order flatten_tree numbered them). */
