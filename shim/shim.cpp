@@ -74,6 +74,7 @@ struct vt_shim_net {
 	bool has_opt = false;
 	torch::Device device{torch::kCPU};
 	Fold fold;
+	torch::Tensor eval_wf; // the folded first Linear for evaluation, until the weights change
 };
 
 namespace {
@@ -131,6 +132,7 @@ void sync(vt_shim_net *net)
 	Fold &f = net->fold;
 	if (!f.active)
 		return;
+	net->eval_wf = torch::Tensor();
 	torch::NoGradGuard ng;
 	torch::Tensor W = net->t[f.w], &B = net->state[f.w].a;
 	bool momentum = net->opt.momentum != 0;
@@ -201,10 +203,15 @@ torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bo
 				torch::Tensor w = net->t[lin.t[0]];
 				if (w.size(1) == x.size(1) * oh * ow) {
 					torch::Tensor wf;
-					if (train && fold_eligible(net, lin.t[0]))
+					if (train && fold_eligible(net, lin.t[0])) {
 						wf = fold_weight(net, lin.t[0], x.size(1), oh * ow);
-					else
+					} else if (!train && !torch::GradMode::is_enabled()) {
+						if (!net->eval_wf.defined() || net->eval_wf.size(1) != x.size(1))
+							net->eval_wf = w.view({w.size(0), x.size(1), oh * ow}).sum(2);
+						wf = net->eval_wf;
+					} else {
 						wf = w.view({w.size(0), x.size(1), oh * ow}).sum(2);
+					}
 					x = torch::linear(x.flatten(1), wf, lin.t[1] >= 0 ? net->t[lin.t[1]] : torch::Tensor());
 					i += 2;
 					break;
@@ -274,6 +281,7 @@ void update(vt_shim_net *net, double lr)
 {
 	torch::NoGradGuard ng;
 	const vt_shim_opt &o = net->opt;
+	net->eval_wf = torch::Tensor(); // the weights are about to change
 	fold_update(net, lr);
 	for (size_t i = 0; i < net->t.size(); i++) {
 		if (net->fold.active && (int)i == net->fold.w)
@@ -413,6 +421,7 @@ int vt_shim_net_set(vt_shim_net *net, int index, int dtype, void *data, const in
 			t.set_requires_grad(true);
 		net->t[index] = t;
 		net->trainable[index] = trainable != 0;
+		net->eval_wf = torch::Tensor();
 	})
 }
 

@@ -111,7 +111,7 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	echo "|------------------------------------------|----------|----------|----------|----------|---------|---------|"
 	trainrow "full fine-tuning (1 epoch)" full 1 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 1 \
 		--no-augment --metrics "$D/m.jsonl"
-	trainrow "--freeze features (3 epochs)" freeze 3 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 3 \
+	trainrow "--freeze features (5 epochs)" freeze 5 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 5 \
 		--freeze features --no-augment --metrics "$D/m.jsonl"
 	trainrow "eval (500 images)" eval 1 eval "$D/v16.pth" --data "$DATA" --split train --batch-size 64 --json
 	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python)"
