@@ -45,7 +45,7 @@ CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src
           src/compute.c
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
-UNIT    = test_zip test_pickle test_pth test_model test_data
+UNIT    = test_zip test_pickle test_pth test_model test_data test_plot
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 
 FUZZ_SECONDS ?= 60

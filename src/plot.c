@@ -5,6 +5,7 @@
  */
 #include "vt_plot.h"
 
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ static void dot(struct canvas *c, int x, int y, const unsigned char *rgb)
 
 static void line(struct canvas *c, int x0, int y0, int x1, int y1, const unsigned char *rgb, int thick)
 {
-	int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy;
+	int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, e = dx + dy, e2;
 
 	for (;;) { /* Bresenham */
 		int i, j;
@@ -35,11 +36,12 @@ static void line(struct canvas *c, int x0, int y0, int x1, int y1, const unsigne
 				dot(c, x0 + i, y0 + j, rgb);
 		if (x0 == x1 && y0 == y1)
 			break;
-		if (2 * e >= dy) {
+		e2 = 2 * e; /* both tests use the error before this step's corrections */
+		if (e2 >= dy) {
 			e += dy;
 			x0 += sx;
 		}
-		if (2 * e <= dx) {
+		if (e2 <= dx) {
 			e += dx;
 			y0 += sy;
 		}
@@ -96,7 +98,12 @@ static void panel(struct canvas *c, int x0, const double *const *series, const u
 		for (i = 0; i < n; i++) {
 			double v = series[k][i] > ymax ? ymax : series[k][i] < 0 ? 0 : series[k][i];
 			int x = left + (n > 1 ? (right - left) * i / (n - 1) : (right - left) / 2);
-			int y = bottom - (int)((bottom - top) * (v / ymax));
+			int y;
+			if (isnan(v)) { /* a diverged epoch: a gap in the line */
+				px = -1;
+				continue;
+			}
+			y = bottom - (int)((bottom - top) * (v / ymax));
 			if (px >= 0)
 				line(c, px, py, x, y, colors[k], 3);
 			else
@@ -145,9 +152,9 @@ int vt_plot_png(const char *path, const double *train_loss, const double *test_l
 	if (!c.px)
 		return vt_err_set(err, VT_ENOMEM, "out of memory");
 	memset(c.px, 255, (size_t)W * H * 3);
-	for (i = 0; i < n; i++) {
-		lmax = train_loss[i] > lmax ? train_loss[i] : lmax;
-		lmax = test_loss[i] > lmax ? test_loss[i] : lmax;
+	for (i = 0; i < n; i++) { /* NaN compares false and infinity is capped: the scale stays finite */
+		lmax = train_loss[i] > lmax && isfinite(train_loss[i]) ? train_loss[i] : lmax;
+		lmax = test_loss[i] > lmax && isfinite(test_loss[i]) ? test_loss[i] : lmax;
 	}
 	panel(&c, 0, loss, colors, 2, n, lmax * 1.1);
 	panel(&c, PANEL, acc, colors, 2, n, 1.0);

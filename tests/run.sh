@@ -13,7 +13,7 @@ run() {
 	name=$1
 	shift
 	echo "# $name"
-	"$@" >"$log" 2>&1
+	timeout "${TEST_TIMEOUT:-1200}" "$@" >"$log" 2>&1 # a hang fails the suite instead of stalling CI
 	rc=$?
 	cat "$log"
 	if grep -q '^not ok' "$log" || [ $rc -ne 0 ]; then
