@@ -2,6 +2,7 @@
 #   make            vggtl and the shim
 #   make test       every test (C unit, CLI, interop with Debian's python3-torch)
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-large opt-in: files over 4 GiB (zip64)
 #   make demo       the seed workflow end to end
 #   make bench      speed and memory against Python, as ratios
 #   make deps       install the Debian packages (root)
@@ -51,7 +52,7 @@ UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_data
 
-.PHONY: all test demo bench deps clean fuzz print-lib-src
+.PHONY: all test test-large demo bench deps clean fuzz print-lib-src
 
 all: $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 
@@ -89,6 +90,11 @@ deps:
 test: deps
 	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
+
+# opt-in: files over 4 GiB (zip64); about 10 GB of disk and memory, a few minutes
+test-large: deps
+	$(MAKE) --no-print-directory $(BUILD)/vggtl
+	VGGTL=$(BUILD)/vggtl $(PYTHON) tests/large/test_zip64.py
 
 demo: deps
 	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -168,6 +169,25 @@ def main():
             feat_same = all(torch.equal(net.state_dict()[k], torch.load(j("start.pth"))[k])
                             for k in net.state_dict() if k.startswith("features."))
             check(feat_same, "--freeze features leaves every features tensor unchanged")
+
+        # --- SIGKILL while a checkpoint is being written: the previous one survives -------
+        os.makedirs(j("kill"))
+        with open(j("ck", "epoch_1.pth"), "rb") as f:
+            previous = f.read()
+        with open(j("kill", "epoch_1.pth"), "wb") as f:
+            f.write(previous)
+        p = subprocess.Popen([VGGTL, "train", j("start.pth"), "--limit", "32", "--epochs", "1", "--threads", "2",
+                              "--checkpoint-dir", j("kill")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen = False
+        while p.poll() is None and not seen:  # kill as soon as the temporary file exists
+            seen = any(".tmp." in n for n in os.listdir(j("kill")))
+            if not seen:
+                time.sleep(0.005)
+        p.kill()
+        p.wait()
+        with open(j("kill", "epoch_1.pth"), "rb") as f:
+            check(seen and f.read() == previous,
+                  "SIGKILL while writing an epoch checkpoint leaves the previous one intact")
 
         # --- predict with class names -----------------------------------------------------------
         Image.fromarray(np.zeros((20, 40), dtype=np.uint8)).save(j("grey.png"))  # grey, another size
