@@ -33,7 +33,9 @@ ifeq ($(SAN),1)
 CC      = clang
 BUILD   = build/san
 CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+# libstdc++ loaded at start-up, so that ASan's __cxa_throw interceptor finds the real one
+# when the dlopen'ed shim throws (and catches) a C++ exception
+LDFLAGS += -fsanitize=address,undefined -Wl,--no-as-needed -lstdc++ -Wl,--as-needed
 else
 BUILD   = build
 endif
