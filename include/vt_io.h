@@ -38,8 +38,9 @@ struct vt_out {
 int vt_out_open(struct vt_out *out, const char *path, struct vt_err *err);
 int vt_out_write(struct vt_out *out, const void *buf, size_t n, struct vt_err *err);
 /* Appends n bytes of src starting at off. If crc is not NULL, *crc is updated with the
- * CRC-32 of the copied bytes (zlib crc32 convention); with crc NULL the copy may happen in
- * the kernel (copy_file_range) without passing through user space. */
+ * CRC-32 of the copied bytes (zlib crc32 convention). Plain read/write through a 4 MiB
+ * buffer: measured faster here than copy_file_range, whose page-cache splicing suffers from
+ * the 64-byte (not page) aligned destinations of a torch.save archive. */
 int vt_out_copy(struct vt_out *out, const struct vt_src *src, uint64_t off, uint64_t n,
 		uint32_t *crc, struct vt_err *err);
 /* fsync, rename over the destination, fsync the folder. Releases out either way. */

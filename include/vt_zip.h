@@ -73,7 +73,7 @@ int vt_zipw_init(struct vt_zipw *w, struct vt_out *out, const char *prefix, stru
 int vt_zipw_begin(struct vt_zipw *w, const char *name, uint64_t size, struct vt_err *err);
 int vt_zipw_data(struct vt_zipw *w, const void *buf, size_t n, struct vt_err *err);
 /* Appends n bytes from src at off to the open record. crc, when known (from the source's
- * directory), is the CRC-32 of exactly those n bytes and lets the copy skip user space. */
+ * directory), is the CRC-32 of exactly those n bytes and spares computing it. */
 int vt_zipw_copy(struct vt_zipw *w, const struct vt_src *src, uint64_t off, uint64_t n,
 		 const uint32_t *crc, struct vt_err *err);
 /* Checks that size bytes were written and writes the data descriptor. */

@@ -146,7 +146,7 @@ static int start_writeback(struct vt_out *out, uint64_t start)
 int vt_out_copy(struct vt_out *out, const struct vt_src *src, uint64_t off, uint64_t n,
 		uint32_t *crc, struct vt_err *err)
 {
-	enum { CHUNK = 1 << 20 };
+	enum { CHUNK = 4 << 20 };
 	unsigned char *buf;
 	uint64_t start;
 	int rc = 0;
@@ -155,22 +155,6 @@ int vt_out_copy(struct vt_out *out, const struct vt_src *src, uint64_t off, uint
 		return vt_err_set(err, VT_EFORMAT, "record at offset %llu runs past the end of the file",
 				  (unsigned long long)off);
 	start = out->off;
-	if (!crc && src->fd >= 0) {
-		loff_t in_off = (loff_t)off;
-		while (n > 0) {
-			size_t want = n > (1u << 30) ? (1u << 30) : (size_t)n;
-			ssize_t put = copy_file_range(src->fd, &in_off, out->fd, NULL, want, 0);
-			if (put < 0 && errno == EINTR)
-				continue;
-			if (put <= 0)
-				break; /* unsupported here, or EOF: finish with read/write */
-			n -= (uint64_t)put;
-			out->off += (uint64_t)put;
-		}
-		off = (uint64_t)in_off;
-		if (n == 0)
-			return start_writeback(out, start);
-	}
 	buf = malloc(CHUNK);
 	if (!buf)
 		return vt_err_set(err, VT_ENOMEM, "out of memory");

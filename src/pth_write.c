@@ -6,8 +6,8 @@
  * = "3\n".  Tensors are _rebuild_tensor_v2 with 6 arguments and storages tagged 'cpu', so
  * files load with weights_only=True in torch 1.13 and 2.x and on machines without a GPU.
  *
- * Storage bytes are streamed, never held whole: copied from the source file (by the kernel
- * when the source zip's CRC can be reused), inflated from a deflated record, generated
+ * Storage bytes are streamed, never held whole: copied from the source file (reusing the
+ * CRC-32 of the source zip's directory when it has one), inflated from a deflated record, generated
  * chunk by chunk for fresh layers, or taken from memory (trained weights).
  */
 #include "vt_pth.h"
