@@ -73,8 +73,6 @@ struct vt_storage {
 	struct vt_init init;
 	/* VT_STORAGE_MEM: numel elements of dtype (owned by whoever made the storage) */
 	void *mem;
-	/* writer scratch */
-	int out_index;
 };
 
 struct vt_tensor {
