@@ -75,20 +75,26 @@ check "same seed, same file (2/2)" cmp -s "$T/a.pth" "$T/b.pth"
 
 # crash safety: a killed or size-limited write leaves the previous file intact
 cp "$T/a.pth" "$T/keep.pth"
-"$V" save-full "$T/b.pth" -o "$T/keep.pth" &
-pid=$!
-sleep 0.3
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-check "SIGKILL during save-full leaves the previous file intact" cmp -s "$T/a.pth" "$T/keep.pth"
-rm -f "$T"/.keep.pth.tmp.* # what a killed process cannot clean up
-"$V" extend --arch vgg16 --add-linear 1000:10 -o "$T/keep.pth" &
-pid=$!
-sleep 0.5
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-check "SIGKILL during extend leaves the previous file intact" cmp -s "$T/a.pth" "$T/keep.pth"
-rm -f "$T"/.keep.pth.tmp.*
+# kill_mid_write DESCRIPTION COMMAND...: SIGKILL as soon as the temporary output exists
+kill_mid_write() {
+	d=$1
+	shift
+	"$@" &
+	pid=$!
+	i=0
+	while [ $i -lt 2000 ] && ! ls "$T"/.keep.pth.tmp.* >/dev/null 2>&1 && kill -0 $pid 2>/dev/null; do
+		sleep 0.01
+		i=$((i + 1))
+	done
+	seen=$(ls "$T"/.keep.pth.tmp.* 2>/dev/null)
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	if [ -n "$seen" ] && cmp -s "$T/a.pth" "$T/keep.pth"; then ok "$d"; else nok "$d"; fi
+	rm -f "$T"/.keep.pth.tmp.* # what a killed process cannot clean up
+}
+kill_mid_write "SIGKILL during save-full leaves the previous file intact" "$V" save-full "$T/b.pth" -o "$T/keep.pth"
+kill_mid_write "SIGKILL during extend leaves the previous file intact" \
+	"$V" extend --arch vgg16 --add-linear 1000:10 -o "$T/keep.pth"
 status 1 "a file-size limit gives an error" sh -c "ulimit -f 10000; exec '$V' save-weights '$T/b.pth' -o '$T/keep.pth'"
 check "the error says the write failed" grep -q "cannot write" "$T/err"
 check "...and the previous file is intact" cmp -s "$T/a.pth" "$T/keep.pth"
