@@ -230,9 +230,11 @@ static int run(struct source *s, struct train_opts *a)
 			if (cached) {
 				for (j = 0; j < n; j++)
 					memcpy(x + (size_t)j * per, cache + (size_t)order[i + j] * per, per * sizeof(float));
+				/* features halve the size five times (max pooling, rounding down) */
 				xs[0] = n;
-				xs[1] = (int64_t)per;
-				xs[2] = xs[3] = 1;
+				xs[2] = train.h / 32 > 0 ? train.h / 32 : 1;
+				xs[3] = train.w / 32 > 0 ? train.w / 32 : 1;
+				xs[1] = (int64_t)per / (xs[2] * xs[3]);
 			} else {
 				vt_data_batch(&train, order + i, n, &tt, &r, x);
 				xs[0] = n;
