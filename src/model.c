@@ -405,7 +405,17 @@ static int init_tree(struct vt_model *m, struct vt_module *mod, const char *path
 int vt_model_set_mem_tensor(struct vt_model *m, struct vt_module *mod, int slot, int dtype, int ndim,
 			    const int64_t *shape, void *data)
 {
-	struct vt_storage *s = new_tensor(m, mod, slot, dtype, ndim, shape);
+	struct vt_storage *s;
+	size_t i;
+
+	/* a tensor already downloaded (an earlier epoch's checkpoint) is replaced, not kept */
+	for (i = 0; mod->t[slot] && i < m->nown; i++)
+		if (m->own_t[i] == mod->t[slot] && m->own_s[i]->src == VT_STORAGE_MEM) {
+			free(m->own_s[i]->mem);
+			m->own_s[i]->mem = NULL;
+			break;
+		}
+	s = new_tensor(m, mod, slot, dtype, ndim, shape);
 
 	if (!s)
 		return VT_ENOMEM;
