@@ -106,6 +106,8 @@ void vt_pth_close(struct vt_pth *pth);
 
 /* The tensor inside a pickle value, or NULL. */
 struct vt_tensor *vt_pk_tensor(const struct vt_pk *v);
+/* Elements of a tensor (the product of its sizes). */
+uint64_t vt_tensor_numel(const struct vt_tensor *t);
 /* Bytes a tensor's storage holds. */
 uint64_t vt_storage_nbytes(const struct vt_storage *s);
 /* Reads a whole storage (file, generator or memory) into a new malloc'ed buffer. */

@@ -208,14 +208,13 @@ out:
 static int read_f32(const struct vt_pth *pth, const struct vt_pk *v, uint64_t numel, float **out, struct vt_err *err)
 {
 	const struct vt_tensor *t = vt_pk_tensor(v);
-	uint64_t n = 1;
+	uint64_t n;
 	void *raw = NULL;
-	int d, rc;
+	int rc;
 
 	if (!t)
 		return vt_err_set(err, VT_EFORMAT, "optimizer state holds something that is not a tensor");
-	for (d = 0; d < t->ndim; d++)
-		n *= (uint64_t)t->size[d];
+	n = vt_tensor_numel(t);
 	if (n != numel)
 		return vt_err_set(err, VT_EFORMAT, "optimizer state of %llu values for a parameter of %llu",
 				  (unsigned long long)n, (unsigned long long)numel);

@@ -80,16 +80,6 @@ static void flatten(struct list *l, const struct vt_pk *v, const char *path, int
 	}
 }
 
-static uint64_t tensor_numel(const struct vt_tensor *t)
-{
-	uint64_t n = 1;
-	int i;
-
-	for (i = 0; i < t->ndim; i++)
-		n *= (uint64_t)t->size[i];
-	return n;
-}
-
 static void shape_text(const struct vt_tensor *t, char *buf, size_t size)
 {
 	size_t at = (size_t)snprintf(buf, size, "[");
@@ -124,9 +114,9 @@ static int print_json(const struct source *s, const struct list *l, const char *
 		for (d = 0; d < t->ndim; d++)
 			cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->size[d]));
 		cJSON_AddItemToObject(o, "shape", shape);
-		cJSON_AddNumberToObject(o, "bytes", (double)(tensor_numel(t) * (uint64_t)vt_dtype_info(t->dtype)->size));
+		cJSON_AddNumberToObject(o, "bytes", (double)(vt_tensor_numel(t) * (uint64_t)vt_dtype_info(t->dtype)->size));
 		cJSON_AddItemToArray(arr, o);
-		params += tensor_numel(t);
+		params += vt_tensor_numel(t);
 	}
 	cJSON_AddItemToObject(root, "tensors", arr);
 	cJSON_AddNumberToObject(root, "elements", (double)params);
@@ -195,7 +185,7 @@ int cmd_load(int argc, char **argv)
 			char shape[256];
 			shape_text(t, shape, sizeof(shape));
 			printf("%s\t%s\t%s\t%llu\n", l.t[i].name, vt_dtype_info(t->dtype)->name, shape,
-			       (unsigned long long)(tensor_numel(t) * (uint64_t)vt_dtype_info(t->dtype)->size));
+			       (unsigned long long)(vt_tensor_numel(t) * (uint64_t)vt_dtype_info(t->dtype)->size));
 		}
 	} else {
 		printf("%s\n", repr);

@@ -129,11 +129,9 @@ static int upload(struct vt_net *net, int i, const struct vt_src *src, struct vt
 {
 	const struct vt_tensor *t = net->tensors[i].t;
 	void *raw = NULL, *buf;
-	uint64_t numel = 1;
-	int d, rc;
+	uint64_t numel = vt_tensor_numel(t);
+	int rc;
 
-	for (d = 0; d < t->ndim; d++)
-		numel *= (uint64_t)t->size[d];
 	if ((rc = vt_storage_read(t->storage, src, &raw, err)))
 		return vt_err_prefix(err, "%s", net->tensors[i].name);
 	if (t->dtype == VT_I64) { /* num_batches_tracked: a 0-dim counter */
@@ -226,12 +224,8 @@ int vt_net_download(struct vt_net *net, struct vt_model *m, struct vt_err *err)
 	for (i = 0; i < net->ntensors; i++) {
 		const struct vt_tensor *t = net->mod[i]->t[net->slot[i]];
 		int dtype = t->dtype == VT_I64 ? VT_I64 : VT_F32;
-		uint64_t numel = 1;
-		void *data;
-		int d;
-		for (d = 0; d < t->ndim; d++)
-			numel *= (uint64_t)t->size[d];
-		data = malloc(numel ? numel * 8 : 8);
+		uint64_t numel = vt_tensor_numel(t);
+		void *data = malloc(numel ? numel * 8 : 8);
 		if (!data)
 			return vt_err_set(err, VT_ENOMEM, "out of memory");
 		if (net->api->net_get(net->h, i, data, numel * (uint64_t)vt_dtype_info(dtype)->size)) {

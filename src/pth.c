@@ -36,6 +36,16 @@ const struct vt_dtype_info *vt_dtype_info(int dtype)
 	return dtype >= 0 && dtype < VT_DTYPE_COUNT ? &dtypes[dtype] : NULL;
 }
 
+uint64_t vt_tensor_numel(const struct vt_tensor *t)
+{
+	uint64_t n = 1;
+	int d;
+
+	for (d = 0; d < t->ndim; d++)
+		n *= (uint64_t)t->size[d];
+	return n;
+}
+
 uint64_t vt_storage_nbytes(const struct vt_storage *s)
 {
 	return s->numel * (uint64_t)dtypes[s->dtype].size;

@@ -153,11 +153,9 @@ static float half_to_float(uint16_t h)
 int vt_tensor_to_f32(const struct vt_tensor *t, const void *storage, float *out, struct vt_err *err)
 {
 	int64_t idx[VT_MAX_DIMS] = { 0 };
-	uint64_t n = 1, k;
+	uint64_t n = vt_tensor_numel(t), k;
 	int d;
 
-	for (d = 0; d < t->ndim; d++)
-		n *= (uint64_t)t->size[d];
 	for (k = 0; k < n; k++) {
 		int64_t at = t->offset;
 		const unsigned char *p;

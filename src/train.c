@@ -125,10 +125,7 @@ int vt_optim_prepare(struct vt_net *net, struct vt_optim_state *o, const struct 
 	o->opt = *opt;
 	for (i = 0; i < n; i++) {
 		const struct vt_tensor *t = net->tensors[param_tensor(net, i)].t;
-		int d;
-		o->numel[i] = 1;
-		for (d = 0; d < t->ndim; d++)
-			o->numel[i] *= (uint64_t)t->size[d];
+		o->numel[i] = vt_tensor_numel(t);
 		o->shape[i] = t;
 	}
 	return 0;
