@@ -67,8 +67,12 @@ int cmd_eval(int argc, char **argv)
 		cJSON_AddItemToObject(o, "classes", pc);
 		text = cJSON_Print(o);
 		cJSON_Delete(o);
-		if (text)
-			printf("%s\n", text);
+		if (!text) {
+			fprintf(stderr, "vggtl: out of memory while writing JSON\n");
+			rc = EXIT_FAIL;
+			goto out;
+		}
+		printf("%s\n", text);
 		free(text);
 	} else {
 		printf("images %lld\nloss %.4f\naccuracy %.4f\n", (long long)r.total, r.loss,

@@ -122,8 +122,10 @@ static int print_json(const struct source *s, const struct list *l, const char *
 	cJSON_AddNumberToObject(root, "elements", (double)params);
 	text = cJSON_Print(root);
 	cJSON_Delete(root);
-	if (!text)
+	if (!text) {
+		fprintf(stderr, "vggtl: out of memory while writing JSON\n");
 		return EXIT_FAIL;
+	}
 	printf("%s\n", text);
 	free(text);
 	return EXIT_OK;

@@ -55,6 +55,7 @@ int cmd_predict(int argc, char **argv)
 	img.pixels = malloc((size_t)3 * (size_t)size * (size_t)size);
 	img.labels = calloc(1, sizeof(int64_t));
 	if (!img.pixels || !img.labels) {
+		fprintf(stderr, "vggtl: out of memory\n");
 		rc = EXIT_FAIL;
 		goto out;
 	}
