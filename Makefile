@@ -23,7 +23,11 @@ ifeq ($(LIBTORCH),)
 TORCH_CPPFLAGS = -I/usr/include/torch/csrc/api/include
 TORCH_LIBS     = -ltorch -ltorch_cpu -lc10
 else
-TORCH_CPPFLAGS = -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
+# the libstdc++ ABI that libtorch was built with, as its TorchConfig.cmake tells CMake users
+# (pip wheels before torch 2.7 use the old one; the shim must match to link)
+TORCH_ABI      = $(shell sed -n 's/.*set(TORCH_CXX_FLAGS "\(-D_GLIBCXX_USE_CXX11_ABI=[01]\)").*/\1/p' \
+                   $(LIBTORCH)/share/cmake/Torch/TorchConfig.cmake 2>/dev/null)
+TORCH_CPPFLAGS = $(TORCH_ABI) -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
 TORCH_LIBS     = -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib -Wl,--no-as-needed \
                  $(if $(wildcard $(LIBTORCH)/lib/libtorch_cuda.so),-ltorch_cuda) -ltorch -ltorch_cpu -lc10 -Wl,--as-needed
 endif

@@ -11,11 +11,16 @@
 // value 49 times, so "avgpool, flatten, Linear(25088, N)" equals Linear(512, N) with the
 // weight summed over each channel's 49 columns. run_layers() takes that path (autograd
 // still reaches the full weight) whenever the pooled input is 1x1.
+#include <c10/core/CPUAllocator.h>
 #include <torch/torch.h>
+
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -40,6 +45,126 @@ thread_local std::string last_error;
 		last_error = "unknown C++ exception";              \
 	}                                                          \
 	return -1;
+
+// libtorch's CPU allocator returns every block to malloc, and glibc serves blocks over 32 MiB
+// with a fresh mmap: each training step page-faulted its large gradients and activations in
+// again (a 5-epoch --freeze run of VGG16: 0.9 M page faults, a third of its time in the
+// kernel). This allocator keeps freed blocks of 1 MiB or more, up to kCacheMax in all, for
+// the next request of exactly the same size, which is what every step after the first asks
+// for. Blocks of 32 MiB or more (the classifier's gradients and momentum buffers) also ask
+// for transparent huge pages: streaming them through the SGD update then runs at one steady
+// speed, instead of 0.41-0.61 s per --freeze epoch from one process to the next.
+// It is installed when the shim is loaded, before any tensor exists, because ideep frees
+// through raw_deallocate() what it allocated through this allocator.
+class CachingCPUAllocator final : public c10::Allocator {
+public:
+	static constexpr size_t kHeader = 64; // keeps c10's 64-byte alignment; holds the size
+	static constexpr size_t kCacheMin = size_t(1) << 20;
+	static constexpr size_t kCacheMax = size_t(2) << 30;
+	static constexpr size_t kHuge = size_t(2) << 20;
+	static constexpr size_t kHugeMin = size_t(32) << 20;
+
+	// const in libtorch 1.x, not in 2.x: both are declared so that either overrides
+	c10::DataPtr allocate(size_t n) const
+	{
+		if (n == 0)
+			return { nullptr, nullptr, &release, c10::Device(c10::DeviceType::CPU) };
+		void *base = take(n);
+		if (!base && !(base = fresh(n))) {
+			trim();
+			if (!(base = fresh(n)))
+				throw std::runtime_error("out of memory: cannot allocate " + std::to_string(n) +
+							 " bytes");
+		}
+		*static_cast<size_t *>(base) = n;
+		void *data = static_cast<char *>(base) + kHeader;
+		return { data, data, &release, c10::Device(c10::DeviceType::CPU) };
+	}
+	c10::DataPtr allocate(size_t n)
+	{
+		return static_cast<const CachingCPUAllocator *>(this)->allocate(n);
+	}
+	c10::DeleterFnPtr raw_deleter() const
+	{
+		return &release;
+	}
+	void copy_data(void *dest, const void *src, size_t count) const // pure virtual in 2.x
+	{
+		std::memcpy(dest, src, count);
+	}
+
+private:
+	// Never destroyed: libtorch's own static tensors may be freed after this file's statics.
+	struct Cache {
+		std::mutex mu;
+		std::multimap<size_t, void *> blocks; // size -> block
+		size_t bytes = 0;
+	};
+	static Cache &cache()
+	{
+		static Cache *c = new Cache;
+		return *c;
+	}
+	// Blocks of kHugeMin or more start on a 2 MiB boundary and ask for transparent huge pages.
+	static void *fresh(size_t n)
+	{
+		void *base = nullptr;
+		bool huge = n >= kHugeMin;
+		if (posix_memalign(&base, huge ? kHuge : kHeader, n + kHeader) != 0)
+			return nullptr;
+		if (huge)
+			madvise(base, (n + kHeader + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);
+		return base;
+	}
+	static void *take(size_t n)
+	{
+		if (n < kCacheMin)
+			return nullptr;
+		Cache &c = cache();
+		std::lock_guard<std::mutex> lock(c.mu);
+		auto it = c.blocks.find(n);
+		if (it == c.blocks.end())
+			return nullptr;
+		void *base = it->second;
+		c.blocks.erase(it);
+		c.bytes -= n;
+		return base;
+	}
+	static void release(void *data)
+	{
+		if (!data)
+			return;
+		void *base = static_cast<char *>(data) - kHeader;
+		size_t n = *static_cast<size_t *>(base);
+		if (n >= kCacheMin) {
+			Cache &c = cache();
+			std::lock_guard<std::mutex> lock(c.mu);
+			if (c.bytes + n <= kCacheMax) {
+				c.blocks.emplace(n, base);
+				c.bytes += n;
+				return;
+			}
+		}
+		std::free(base);
+	}
+	static void trim()
+	{
+		Cache &c = cache();
+		std::lock_guard<std::mutex> lock(c.mu);
+		for (auto &b : c.blocks)
+			std::free(b.second);
+		c.blocks.clear();
+		c.bytes = 0;
+	}
+};
+
+CachingCPUAllocator caching_allocator;
+struct InstallAllocator {
+	InstallAllocator()
+	{
+		c10::SetCPUAllocator(&caching_allocator, /*priority=*/1);
+	}
+} install_allocator;
 
 struct OptState {
 	torch::Tensor a, b; // momentum_buffer / exp_avg, exp_avg_sq
@@ -74,10 +199,18 @@ struct vt_shim_net {
 	bool has_opt = false;
 	torch::Device device{torch::kCPU};
 	Fold fold;
-	torch::Tensor eval_wf; // the folded first Linear for evaluation, until the weights change
+	// Evaluation caches, valid until the weights change (forget_eval_cache):
+	torch::Tensor eval_wf;             // the folded first Linear
+	std::vector<torch::Tensor> eval_w; // oneDNN-reordered conv weights, by tensor index
 };
 
 namespace {
+
+void forget_eval_cache(vt_shim_net *net)
+{
+	net->eval_wf = torch::Tensor();
+	net->eval_w.clear();
+}
 
 bool fold_eligible(vt_shim_net *net, int w)
 {
@@ -132,7 +265,7 @@ void sync(vt_shim_net *net)
 	Fold &f = net->fold;
 	if (!f.active)
 		return;
-	net->eval_wf = torch::Tensor();
+	forget_eval_cache(net);
 	torch::NoGradGuard ng;
 	torch::Tensor W = net->t[f.w], &B = net->state[f.w].a;
 	bool momentum = net->opt.momentum != 0;
@@ -164,8 +297,49 @@ void sync(vt_shim_net *net)
 	f = Fold();
 }
 
+// Evaluation on the CPU: the leading convolutions, batch norms, ReLUs and max pools run on
+// oneDNN's own tensor layout, with each conv weight reordered once for all batches instead of
+// once per call; 10-20% faster than channels-last dense tensors for VGG16 at 32x32, and the
+// same oneDNN kernels, so the same results. Returns the first layer it did not run.
+int run_onednn(vt_shim_net *net, torch::Tensor &x, int from, int to)
+{
+	if (!at::hasMKLDNN() || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || x.dim() != 4)
+		return from;
+	if (net->eval_w.size() != net->t.size())
+		net->eval_w.assign(net->t.size(), torch::Tensor());
+	int i = from;
+	torch::Tensor y = x.to_mkldnn();
+	for (; i < to; i++) {
+		const vt_shim_layer &l = net->layers[i];
+		auto T = [&](int k) { return l.t[k] >= 0 ? net->t[l.t[k]] : torch::Tensor(); };
+		if (l.kind == VT_L_CONV) {
+			torch::Tensor &w = net->eval_w[l.t[0]];
+			if (!w.defined())
+				w = at::mkldnn_reorder_conv2d_weight(net->t[l.t[0]].contiguous().to_mkldnn(),
+								     {l.padding[0], l.padding[1]}, {l.stride[0], l.stride[1]},
+								     {l.dilation[0], l.dilation[1]}, l.groups);
+			y = at::mkldnn_convolution(y, w, T(1), {l.padding[0], l.padding[1]}, {l.stride[0], l.stride[1]},
+						   {l.dilation[0], l.dilation[1]}, l.groups);
+		} else if (l.kind == VT_L_BN && l.t[2] >= 0) {
+			y = torch::batch_norm(y, T(0), T(1), T(2), T(3), false, 0.0, l.eps, false);
+		} else if (l.kind == VT_L_RELU) {
+			y = torch::relu_(y);
+		} else if (l.kind == VT_L_MAXPOOL) {
+			y = torch::max_pool2d(y, {l.kernel[0], l.kernel[1]}, {l.stride[0], l.stride[1]},
+					      {l.padding[0], l.padding[1]}, {l.dilation[0], l.dilation[1]}, l.ceil_mode);
+		} else {
+			break;
+		}
+	}
+	if (i > from)
+		x = y.to_dense();
+	return i;
+}
+
 torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bool train)
 {
+	if (!train && !torch::GradMode::is_enabled())
+		from = run_onednn(net, x, from, to);
 	if (x.dim() == 4)
 		x = x.contiguous(at::MemoryFormat::ChannelsLast);
 	for (int i = from; i < to; i++) {
@@ -281,7 +455,7 @@ void update(vt_shim_net *net, double lr)
 {
 	torch::NoGradGuard ng;
 	const vt_shim_opt &o = net->opt;
-	net->eval_wf = torch::Tensor(); // the weights are about to change
+	forget_eval_cache(net); // the weights are about to change
 	fold_update(net, lr);
 	for (size_t i = 0; i < net->t.size(); i++) {
 		if (net->fold.active && (int)i == net->fold.w)
@@ -421,7 +595,7 @@ int vt_shim_net_set(vt_shim_net *net, int index, int dtype, void *data, const in
 			t.set_requires_grad(true);
 		net->t[index] = t;
 		net->trainable[index] = trainable != 0;
-		net->eval_wf = torch::Tensor();
+		forget_eval_cache(net);
 	})
 }
 

@@ -77,34 +77,47 @@ echo "(speed and memory columns: Python / vggtl; greater is better for vggtl)"
 
 # Training and evaluation: VGG16 + add_linear on the bundled sample (32x32, batch 64), both
 # sides with the same thread count; images/s as each tool measures its own loop (vggtl's
-# frozen run includes computing the cached features), peak memory of the whole process.
+# frozen run includes computing the cached features), peak memory of the whole process;
+# medians of REPEAT runs of each side, the runs alternating, every run on stderr.
 if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	T=${THREADS:-$(nproc)}
 	DATA=${BENCH_DATA:-data}
 	IMAGES=${BENCH_IMAGES:-256}
 	"$V" extend --arch vgg16 --add-linear 1000:10 --style weights -o "$D/v16.pth"
-	trainrow() { # trainrow TASK MODE EPOCHS VGGTL-ARGS...
+	# median NUMBER...: the middle value (lower middle for an even count)
+	median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+	# trainrow TASK MODE EPOCHS VGGTL-ARGS...: each side runs REPEAT times, medians shown
+	trainrow() {
 		task=$1 mode=$2 ep=$3
 		shift 3
-		rm -f "$D/m.jsonl"
-		/usr/bin/time -f "%M" -o "$D/t1" "$V" "$@" --threads "$T" >"$D/out" 2>"$D/err" || { cat "$D/err" >&2; exit 1; }
-		vm=$(tail -n 1 "$D/t1")
-		if [ "$mode" = eval ]; then
-			vips=$(grep '"images_per_s"' "$D/out" | tr -dc '0-9.\n' | head -n 1)
-		else
-			vips=$(awk -v n="$IMAGES" -v ep="$ep" '
-				/feature_cache_seconds/ { match($0, /"feature_cache_seconds": [0-9.]+/); t += substr($0, RSTART + 26, RLENGTH - 26) }
-				/train_seconds/ { match($0, /"train_seconds": [0-9.]+/); t += substr($0, RSTART + 17, RLENGTH - 17) }
-				END { printf "%.2f", n * ep / t }' "$D/m.jsonl")
-		fi
 		n=$IMAGES
 		[ "$mode" = eval ] && n=500 # vggtl eval takes the whole split of the sample
-		/usr/bin/time -f "%M" -o "$D/t1" "$PY" tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" >"$D/out" 2>"$D/err" ||
-			{ cat "$D/err" >&2; exit 1; }
-		pm=$(tail -n 1 "$D/t1")
-		pips=$(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")
-		awk -v task="$task" -v vi="$vips" -v vm="$vm" -v pi="$pips" -v pm="$pm" 'BEGIN {
-			printf "| %-40s | %8.1f | %8.1f | %8.1f | %8.1f | %7.2fx | %7.1fx |\n", task, vi, vm / 1024, pi, pm / 1024, vi / pi, pm / vm }'
+		vis= vms= pis= pms=
+		i=0
+		while [ $i -lt "$REPEAT" ]; do
+			rm -f "$D/m.jsonl"
+			/usr/bin/time -f "%M" -o "$D/t1" "$V" "$@" --threads "$T" >"$D/out" 2>"$D/err" ||
+				{ cat "$D/err" >&2; exit 1; }
+			vms="$vms $(tail -n 1 "$D/t1")"
+			if [ "$mode" = eval ]; then
+				vis="$vis $(grep '"images_per_s"' "$D/out" | tr -dc '0-9.\n' | head -n 1)"
+			else
+				vis="$vis $(awk -v n="$IMAGES" -v ep="$ep" '
+					/feature_cache_seconds/ { match($0, /"feature_cache_seconds": [0-9.]+/); t += substr($0, RSTART + 26, RLENGTH - 26) }
+					/train_seconds/ { match($0, /"train_seconds": [0-9.]+/); t += substr($0, RSTART + 17, RLENGTH - 17) }
+					END { printf "%.2f", n * ep / t }' "$D/m.jsonl")"
+			fi
+			/usr/bin/time -f "%M" -o "$D/t1" "$PY" tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" >"$D/out" 2>"$D/err" ||
+				{ cat "$D/err" >&2; exit 1; }
+			pms="$pms $(tail -n 1 "$D/t1")"
+			pis="$pis $(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")"
+			i=$((i + 1))
+		done
+		# shellcheck disable=SC2086 # the lists are meant to split
+		awk -v task="$task" -v vi="$(median $vis)" -v vm="$(median $vms)" -v pi="$(median $pis)" -v pm="$(median $pms)" \
+			-v all="vggtl $vis / python $pis" 'BEGIN {
+			printf "| %-40s | %8.1f | %8.1f | %8.1f | %8.1f | %7.2fx | %7.1fx |\n", task, vi, vm / 1024, pi, pm / 1024, vi / pi, pm / vm
+			printf "%s img/s\n", all > "/dev/stderr" }'
 	}
 	echo
 	echo "| training, $IMAGES images, $T threads          | vggtl img/s | vggtl MiB | python img/s | pyth MiB | speed | memory |"

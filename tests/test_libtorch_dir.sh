@@ -1,0 +1,59 @@
+#!/bin/sh
+# test_libtorch_dir.sh - `make LIBTORCH=DIR`, the way to build the shim against another
+# libtorch (a pip torch's torch/ folder for CUDA). DIR here is a stand-in laid out like a pip
+# torch (include/, lib/, share/cmake/Torch/TorchConfig.cmake) that points at Debian's
+# libtorch: the shim must build from it, take the C++ ABI flag from its TorchConfig.cmake,
+# load in vggtl and compute. A CUDA libtorch itself cannot be tested without a GPU machine.
+# Prints TAP lines.
+V=${VGGTL:-build/vggtl}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+nok() { n=$((n + 1)); echo "not ok $n - $1"; }
+check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
+	d=$1
+	shift
+	if "$@"; then ok "$d"; else nok "$d"; fi
+}
+
+L=$T/torch
+mkdir -p "$L/lib" "$L/share/cmake/Torch"
+ln -s /usr/include "$L/include"
+for lib in torch torch_cpu c10; do
+	ln -s "$(${CXX:-g++} -print-file-name=lib$lib.so)" "$L/lib/lib$lib.so"
+done
+config=$(${CXX:-g++} -print-file-name=cmake/Torch/TorchConfig.cmake)
+[ -f "$config" ] || config=/usr/lib/$(${CXX:-g++} -print-multiarch)/cmake/Torch/TorchConfig.cmake
+cp "$config" "$L/share/cmake/Torch/"
+
+# the recipe make would run, as one line
+recipe() { make -s -n -B LIBTORCH="$1" build/libvggtl_shim.so | grep -- '-shared'; }
+cmd=$(recipe "$L")
+check "the recipe compiles against DIR/include" sh -c 'echo "$1" | grep -q -- "-I$2/include "' sh "$cmd" "$L"
+check "the recipe links DIR/lib with an rpath" sh -c 'echo "$1" | grep -q -- "-Wl,-rpath,$2/lib"' sh "$cmd" "$L"
+check "the ABI flag comes from TorchConfig.cmake (Debian: new ABI)" sh -c 'echo "$1" | grep -q -- "-D_GLIBCXX_USE_CXX11_ABI=1"' sh "$cmd"
+
+# a pip wheel's TorchConfig.cmake before torch 2.7 asks for the old ABI
+sed 's/_GLIBCXX_USE_CXX11_ABI=1/_GLIBCXX_USE_CXX11_ABI=0/' "$config" >"$L/share/cmake/Torch/TorchConfig.cmake"
+old=$(recipe "$L")
+check "an old-ABI TorchConfig.cmake gives -D_GLIBCXX_USE_CXX11_ABI=0" sh -c 'echo "$1" | grep -q -- "-D_GLIBCXX_USE_CXX11_ABI=0"' sh "$old"
+cp "$config" "$L/share/cmake/Torch/"
+
+# build it for real, into the scratch folder, and compute with it
+so=$T/libvggtl_shim.so
+if sh -c "$(echo "$cmd" | sed "s| -o build/libvggtl_shim.so | -o $so |")" >"$T/log" 2>&1; then
+	ok "the shim builds from DIR"
+else
+	nok "the shim builds from DIR"
+	sed 's/^/# /' "$T/log"
+fi
+check "the shim records DIR/lib as its rpath" sh -c 'readelf -d "$1" | grep -q "$2/lib"' sh "$so" "$L"
+if VGGTL_SHIM=$so "$V" eval --arch vgg11 --seed 1 --json >"$T/out" 2>"$T/err"; then
+	ok "vggtl eval runs on the shim built from DIR"
+else
+	nok "vggtl eval runs on the shim built from DIR"
+	sed 's/^/# /' "$T/err"
+fi
+check "the evaluation covered the 200 test images" grep -q '"images":[[:space:]]*200' "$T/out"
+echo "1..$n"
