@@ -564,6 +564,8 @@ int vt_shim_net_new(vt_shim_net **out, const vt_shim_layer *layers, int nlayers,
 		net->trainable.assign(ntensors, false);
 		net->state.resize(ntensors);
 		net->device = torch::Device(device ? device : "cpu");
+		if (net->device.is_cuda()) // every batch but the last has one shape: let cuDNN pick its kernels
+			at::globalContext().setBenchmarkCuDNN(true);
 		*out = net;
 	})
 }

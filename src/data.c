@@ -14,14 +14,15 @@
  *  - .tar.gz: gzip (concatenated members allowed, CRC checked to the end of the stream)
  *    around a ustar, GNU or pax tar.  The archive is streamed; only the members the split
  *    needs are held in memory, one at a time, then parsed.
- *  - ImageFolder: root/<split>/<class>/<name>.png, classes and files sorted by byte value
- *    (torchvision's sorted()); files without an image extension are ignored as torchvision
- *    does, other image formats (.jpg...) are refused rather than silently skipped.
+ *  - ImageFolder: root/<split>/<class>/[<subfolders>/]<name>.png, classes sorted by byte
+ *    value, and a class's images in torchvision's order (folders by path, then file names);
+ *    files without an image extension are ignored as torchvision does, other image formats
+ *    (.jpg...) are refused rather than silently skipped.
  *
  * Train batches are every data_batch_N present, in order of N; test is test_batch.
  * Not supported: CIFAR-100 (two label bytes; fine/coarse labels), numpy pickles written by
  * Python 3 with protocol 2 (bytes through _codecs.encode) or protocol 5 (_frombuffer),
- * images in subfolders of a class folder, uncompressed .tar archives.
+ * uncompressed .tar archives.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -56,6 +57,8 @@ enum {
 	MAX_MEMBER = 256 << 20,      /* one tar member held in memory (a CIFAR batch is 31 MB) */
 	MAX_DRAIN = 16 << 20,        /* bytes inflated after the tar end to reach the gzip CRC */
 	MAX_SIZE = 4096,             /* PNG resize target */
+	MAX_DEPTH = 16,              /* subfolders of a class folder (symlinks are followed) */
+	MAX_DIRS = 1 << 16,          /* subfolders of one class folder, all levels */
 	PAD = 4                      /* RandomCrop padding */
 };
 
@@ -1148,6 +1151,72 @@ static int image_kind(const char *name)
 	return 0;
 }
 
+/* The subfolders of dir/rel, and theirs, as paths relative to dir, appended to out. */
+static int list_subdirs(const char *dir, const char *rel, int depth, struct names *out, struct vt_err *err)
+{
+	struct names sub = { 0 };
+	char *here = *rel ? join(dir, rel) : strdup(dir);
+	size_t i;
+	int rc;
+
+	if (!here)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	if (depth > MAX_DEPTH || out->n > MAX_DIRS)
+		rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s': more than %d levels or %d subfolders (a symlink loop?)",
+				here, MAX_DEPTH, MAX_DIRS);
+	else
+		rc = list_dir(here, 1, &sub, err);
+	for (i = 0; i < sub.n && rc == 0; i++) {
+		char *r = *rel ? join(rel, sub.v[i]) : strdup(sub.v[i]);
+		if (!r || names_push(out, r, strlen(r)))
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+		else
+			rc = list_subdirs(dir, r, depth + 1, out, err);
+		free(r);
+	}
+	names_free(&sub);
+	free(here);
+	return rc;
+}
+
+/* The PNGs of a class folder and of its subfolders, as paths relative to it, in
+ * torchvision's order: sorted(os.walk(class_dir, followlinks=True)) sorts the folders by
+ * path, then each folder's files are sorted by name. */
+static int class_images(const char *cdir, struct names *out, struct vt_err *err)
+{
+	struct names dirs = { 0 };
+	size_t i, j;
+	int rc;
+
+	if ((rc = names_push(&dirs, "", 0) ? vt_err_set(err, VT_ENOMEM, "out of memory") : 0) ||
+	    (rc = list_subdirs(cdir, "", 0, &dirs, err)))
+		goto out;
+	qsort(dirs.v, dirs.n, sizeof(*dirs.v), cmp_str); /* "" (the class folder itself) first */
+	for (i = 0; i < dirs.n && rc == 0; i++) {
+		struct names all = { 0 };
+		char *here = *dirs.v[i] ? join(cdir, dirs.v[i]) : strdup(cdir);
+		rc = here ? list_dir(here, 0, &all, err) : vt_err_set(err, VT_ENOMEM, "out of memory");
+		for (j = 0; j < all.n && rc == 0; j++) {
+			int kind = image_kind(all.v[j]);
+			char *r;
+			if (kind < 0) {
+				rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s/%s': only PNG images are supported "
+						"(convert it, or move it out of the folder)", here, all.v[j]);
+			} else if (kind > 0) {
+				r = *dirs.v[i] ? join(dirs.v[i], all.v[j]) : strdup(all.v[j]);
+				if (!r || names_push(out, r, strlen(r)))
+					rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+				free(r);
+			}
+		}
+		names_free(&all);
+		free(here);
+	}
+out:
+	names_free(&dirs);
+	return rc;
+}
+
 static int load_image_folder(struct vt_dataset *d, const char *root, int size, struct vt_err *err)
 {
 	struct names classes = { 0 }, *files = NULL;
@@ -1174,24 +1243,15 @@ static int load_image_folder(struct vt_dataset *d, const char *root, int size, s
 	}
 	nfiles = classes.n;
 	for (i = 0; i < classes.n; i++) {
-		struct names all = { 0 };
 		char *cdir = join(root, classes.v[i]);
 		if (!cdir) {
 			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
 			goto out;
 		}
-		rc = list_dir(cdir, 0, &all, err);
-		for (j = 0; j < all.n && rc == 0; j++) {
-			int kind = image_kind(all.v[j]);
-			if (kind < 0)
-				rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s/%s': only PNG images are supported "
-						"(convert it, or move it out of the folder)", cdir, all.v[j]);
-			else if (kind > 0 && names_push(&files[i], all.v[j], strlen(all.v[j])))
-				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
-		}
-		names_free(&all);
+		rc = class_images(cdir, &files[i], err);
 		if (rc == 0 && files[i].n == 0)
-			rc = vt_err_set(err, VT_ENOTFOUND, "class folder '%s' holds no .png image", cdir);
+			rc = vt_err_set(err, VT_ENOTFOUND, "class folder '%s' holds no .png image (nor do its subfolders)",
+					cdir);
 		free(cdir);
 		if (rc)
 			goto out;

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "harness.h"
@@ -772,6 +773,32 @@ static void test_png(void)
 	write_file(path_of("jpg/train/x/b.JPG"), "\xff\xd8", 2);
 	check_fail(path_of("jpg"), "train", VT_EUNSUPPORTED, "b.JPG': only PNG images are supported", NULL,
 		   "a JPEG in the tree");
+	/* images in subfolders of a class folder count, in torchvision's order:
+	 * sorted(os.walk(...)) puts x, x/a, x/a-b, x/a/deep ('-' sorts before '/') */
+	mkdirs("nested/train/x/a/deep");
+	mkdirs("nested/train/x/a-b");
+	mkdirs("nested/train/y/empty");
+	ok = write_png(path_of("nested/train/x/m.png"), K_RGB8, 8, 8) == 0;
+	ok &= write_png(path_of("nested/train/x/a/p.png"), K_GA8, 8, 8) == 0;
+	ok &= write_png(path_of("nested/train/x/a-b/n.png"), K_GREY8, 8, 8) == 0;
+	ok &= write_png(path_of("nested/train/x/a/deep/o.png"), K_PAL, 8, 8) == 0;
+	ok &= write_png(path_of("nested/train/y/empty/only.png"), K_RGB16, 8, 8) == 0;
+	rc = vt_data_load(&d, path_of("nested"), "train", 8, &err);
+	CHECK(ok && rc == 0 && d.n == 5 && d.nclasses == 2, "nested class folders: 5 images in 2 classes (rc %d: %s)", rc,
+	      rc ? err.msg : "");
+	if (rc == 0) {
+		static const enum kind want[] = { K_RGB8, K_GA8, K_GREY8, K_PAL, K_RGB16 };
+		ok = 1;
+		for (i = 0; i < 5; i++)
+			ok &= image_is(d.pixels + i * 3 * 64, want[i], 8) && d.labels[i] == (i < 4 ? 0 : 1);
+		CHECK(ok, "nested class folders: x, x/a, x/a-b, x/a/deep, then y/empty");
+		vt_data_release(&d);
+	}
+	mkdirs("loop/train/x");
+	write_png(path_of("loop/train/x/a.png"), K_RGB8, 8, 8);
+	ok = symlink(".", path_of("loop/train/x/self")) == 0;
+	check_fail(path_of("loop"), "train", VT_EUNSUPPORTED, "(a symlink loop?)", NULL, "a symlink loop in a class folder");
+	CHECK(ok, "the symlink loop was made");
 	mkdirs("emptycls/train/x");
 	mkdirs("emptycls/train/y");
 	write_png(path_of("emptycls/train/x/a.png"), K_RGB8, 8, 8);

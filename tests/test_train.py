@@ -197,6 +197,27 @@ def main():
         check(r.returncode == 0 and len(fields) == 3 and fields[1].split()[0] in names,
               "predict prints the top classes by name, for a grey image of another size", r.stdout + r.stderr)
 
+        # --- an ImageFolder tree, as torchvision.datasets.ImageFolder reads it ----------------------
+        rng = np.random.default_rng(2)
+        tree = {"dog": ["a.png", "sub/b.png", "sub/deeper/c.png", "sub-x/d.png"], "Cat": ["e.png", "f/g.png"],
+                "cat": ["h.png"]}
+        for cls, files in tree.items():
+            for k, rel in enumerate(files):
+                f = j("folder", "test", cls, rel)
+                os.makedirs(os.path.dirname(f), exist_ok=True)
+                shape = [(20, 30, 3), (12, 12), (40, 16, 4)][k % 3]  # RGB, grey, RGBA of other sizes
+                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(f)
+        with open(j("folder", "test", "dog", "sub", "notes.txt"), "w") as f:
+            f.write("not an image")
+        ref = torchvision.datasets.ImageFolder(j("folder", "test"))
+        r = vggtl("eval", j("full.pth"), "--data", j("folder"), "--json", "--threads", 2)
+        got = json.loads(r.stdout) if r.returncode == 0 else {}
+        want = [{"class": c, "images": sum(1 for t in ref.targets if t == i)} for i, c in enumerate(ref.classes)]
+        check(r.returncode == 0 and got["images"] == len(ref.samples) and
+              [{"class": c["class"], "images": c["images"]} for c in got["classes"]] == want,
+              "eval on an ImageFolder tree with nested folders: the classes and images torchvision's ImageFolder finds",
+              r.stdout + r.stderr)
+
         # --- bad data and bad options -------------------------------------------------------------
         os.makedirs(j("bad", "cifar-10-batches-bin"))
         with open(j("bad", "cifar-10-batches-bin", "data_batch_1.bin"), "wb") as f:
