@@ -95,6 +95,7 @@ struct vt_pth {
 	struct vt_pk *root;
 	struct vt_storage **storages;
 	size_t nstorages, storages_cap;
+	size_t *slots, nslots; /* hash index of storages by key: index + 1, 0 when empty */
 	char *name;              /* file name for messages (owned) */
 };
 

@@ -140,28 +140,60 @@ static int storage_class_dtype(const struct vt_pk *cls)
 	return -1;
 }
 
+static size_t key_hash(const char *key)
+{
+	size_t h = 1469598103934665603u; /* FNV-1a */
+
+	while (*key)
+		h = (h ^ (unsigned char)*key++) * 1099511628211u;
+	return h;
+}
+
+/* The slot of key in the hash index: where it is, or the empty one where it would go. */
+static size_t *storage_slot(const struct vt_pth *pth, const char *key)
+{
+	size_t i = key_hash(key) & (pth->nslots - 1);
+
+	while (pth->slots[i] && strcmp(pth->storages[pth->slots[i] - 1]->key, key) != 0)
+		i = (i + 1) & (pth->nslots - 1);
+	return &pth->slots[i];
+}
+
 static int add_storage(struct vt_pth *pth, struct vt_storage *s, struct vt_err *err)
 {
+	size_t i;
+
 	if (pth->nstorages == pth->storages_cap) {
 		size_t ncap = pth->storages_cap ? pth->storages_cap * 2 : 64;
 		struct vt_storage **p = realloc(pth->storages, ncap * sizeof(*p));
-		if (!p)
+		size_t *slots = calloc(2 * ncap, sizeof(*slots)); /* at most half full */
+		if (!p || !slots) {
+			free(slots);
+			if (p)
+				pth->storages = p;
 			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		}
 		pth->storages = p;
 		pth->storages_cap = ncap;
+		free(pth->slots);
+		pth->slots = slots;
+		pth->nslots = 2 * ncap;
+		for (i = 0; i < pth->nstorages; i++)
+			*storage_slot(pth, pth->storages[i]->key) = i + 1;
 	}
 	pth->storages[pth->nstorages++] = s;
+	*storage_slot(pth, s->key) = pth->nstorages;
 	return 0;
 }
 
 static struct vt_storage *find_storage(struct vt_pth *pth, const char *key)
 {
-	size_t i;
+	size_t slot;
 
-	for (i = pth->nstorages; i-- > 0;)
-		if (strcmp(pth->storages[i]->key, key) == 0)
-			return pth->storages[i];
-	return NULL;
+	if (!pth->nslots)
+		return NULL;
+	slot = *storage_slot(pth, key);
+	return slot ? pth->storages[slot - 1] : NULL;
 }
 
 static char *arena_strdup(struct vt_unpickler *u, const char *s, size_t n)
@@ -577,6 +609,7 @@ void vt_pth_close(struct vt_pth *pth)
 	vt_unpickler_release(&pth->up);
 	vt_zip_release(&pth->zip);
 	free(pth->storages);
+	free(pth->slots);
 	free(pth->name);
 	memset(pth, 0, sizeof(*pth));
 }

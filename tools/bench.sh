@@ -68,6 +68,15 @@ m.load_state_dict(torch.load(sys.argv[1])); torch.save(m, sys.argv[2])' "$W" "$D
 row "fresh vgg16 + add_linear (extend --arch)" "$(measure "$V" extend --arch vgg16 --add-linear 1000:10 -o "$D/out_v.pth")" \
 	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
 m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10)); torch.save(m, sys.argv[1])' "$D/out_p.pth")"
+# many small tensors: storage lookups must not grow with the square of their number
+if [ ! -s "$D/many_legacy.pth" ]; then
+	"$PY" -c 'import sys, torch
+torch.save({f"w{i}": torch.zeros(1) for i in range(100000)}, sys.argv[1], _use_new_zipfile_serialization=False)' \
+		"$D/many_legacy.pth"
+fi
+row "load --tensors, 100k tensors (legacy)" "$(measure "$V" load --tensors "$D/many_legacy.pth")" \
+	"$(measure "$PY" -c 'import sys, torch
+for k, v in torch.load(sys.argv[1]).items(): print(k, v.dtype, list(v.shape))' "$D/many_legacy.pth")"
 echo
 cpt=$(measure cp "$F" "$D/out_cp.pth")
 cps=$(measure sh -c 'cp "$1" "$2" && sync "$2"' sh "$F" "$D/out_cp.pth")
