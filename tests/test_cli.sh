@@ -2,17 +2,7 @@
 # test_cli.sh - the command line contract without Python: help, usage errors (exit 2),
 # bad files (exit 1), the fresh-architecture repr, and crash-safe writes (SIGKILL, ulimit -f).
 # Prints TAP lines.
-V=${VGGTL:-build/vggtl}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
+. "$(dirname "$0")/tap.sh"
 status() { # status EXPECTED DESCRIPTION COMMAND...: exit status and a one-line stderr message
 	want=$1
 	d=$2

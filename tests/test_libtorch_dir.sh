@@ -5,17 +5,7 @@
 # libtorch: the shim must build from it, take the C++ ABI flag from its TorchConfig.cmake,
 # load in vggtl and compute. A CUDA libtorch itself cannot be tested without a GPU machine.
 # Prints TAP lines.
-V=${VGGTL:-build/vggtl}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
+. "$(dirname "$0")/tap.sh"
 
 L=$T/torch
 mkdir -p "$L/lib" "$L/share/cmake/Torch"
