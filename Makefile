@@ -25,7 +25,7 @@ TORCH_LIBS     = -ltorch -ltorch_cpu -lc10
 else
 # the libstdc++ ABI that libtorch was built with, as its TorchConfig.cmake tells CMake users
 # (pip wheels before torch 2.7 use the old one; the shim must match to link)
-TORCH_ABI      = $(shell sed -n 's/.*set(TORCH_CXX_FLAGS "\(-D_GLIBCXX_USE_CXX11_ABI=[01]\)").*/\1/p' \
+TORCH_ABI      = $(shell sed -n 's/.*set(TORCH_CXX_FLAGS "\(-D_GLIBCXX_USE_CXX11_ABI=[01]\)").*/\1/p;T;q' \
                    $(LIBTORCH)/share/cmake/Torch/TorchConfig.cmake 2>/dev/null)
 TORCH_CPPFLAGS = $(TORCH_ABI) -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
 TORCH_LIBS     = -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib -Wl,--no-as-needed \

@@ -92,6 +92,13 @@ def main():
                     mod.bias.uniform_(-0.1, 0.1)
         torch.save(b, j("v11bn_whole.pth"))
         logits_match(b, j("v11bn_whole.pth"), tmp, "vgg11_bn (whole model)")
+        for i, mod in enumerate(b.features):  # batch norms without affine terms run another path
+            if isinstance(mod, nn.BatchNorm2d):
+                plain = nn.BatchNorm2d(mod.num_features, affine=False)
+                plain.load_state_dict({k: v for k, v in mod.state_dict().items() if k not in ("weight", "bias")})
+                b.features[i] = plain
+        torch.save(b, j("v11bn_noaffine.pth"))
+        logits_match(b, j("v11bn_noaffine.pth"), tmp, "vgg11_bn, BatchNorm2d(affine=False)")
 
         # --- a short run lowers the loss ----------------------------------------------------
         r = vggtl("extend", "--arch", "vgg11_bn", "--replace-last", 10, "--style", "weights", "-o", j("start.pth"))
