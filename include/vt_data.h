@@ -30,6 +30,10 @@ struct vt_dataset {
  *    every image resized to size x size (bilinear), grey and RGBA converted to RGB.
  * size is used for PNG trees only (CIFAR is 32x32). Errors name the file and what was wrong. */
 int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int size, struct vt_err *err);
+/* Only the class names (nclasses, class_names; n = 0) of what vt_data_load would load: an
+ * image tree's class folders are listed without reading an image; CIFAR sources are read
+ * as vt_data_load reads them. */
+int vt_data_load_names(struct vt_dataset *d, const char *path, const char *split, struct vt_err *err);
 void vt_data_release(struct vt_dataset *d);
 
 /* Reads one PNG (any colour type and depth libpng handles) resized to size x size into

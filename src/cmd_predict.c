@@ -8,7 +8,39 @@
 static const char usage[] = "usage: vggtl predict (FILE | --arch NAME) IMAGE.png... [--top K] [--data PATH]\n\n"
 			    "Prints the K most likely classes of each image with their probabilities.\n"
 			    "Class names come from the dataset given with --data (default: the sample in\n"
-			    "data/) when it has as many classes as the model has outputs.";
+			    "data/), its test split or else its train split, when it has as many classes as\n"
+			    "the model has outputs.";
+
+/* images run through the network together: up to 64, and up to 64 MiB of input */
+enum { PREDICT_BATCH = 64, PREDICT_BYTES = 64 << 20 };
+
+/* One line: the image, then every logit (raw) or the top classes with their probabilities. */
+static void print_prediction(const char *image, float *logits, int per, int raw, int top,
+			     const struct vt_dataset *names)
+{
+	double mx = logits[0], sum = 0;
+	int k;
+
+	for (k = 1; k < per; k++)
+		mx = logits[k] > mx ? logits[k] : mx;
+	for (k = 0; k < per; k++)
+		sum += exp(logits[k] - mx);
+	printf("%s", image);
+	for (k = 0; raw && k < per; k++)
+		printf("%s%.9g", k ? " " : "\t", logits[k]);
+	for (k = 0; !raw && k < top && k < per; k++) { /* selection: K is small */
+		int best = -1, j;
+		for (j = 0; j < per; j++)
+			if (logits[j] > -INFINITY && (best < 0 || logits[j] > logits[best]))
+				best = j;
+		if (names->nclasses)
+			printf("\t%s %.4f", names->class_names[best], exp(logits[best] - mx) / sum);
+		else
+			printf("\t%d %.4f", best, exp(logits[best] - mx) / sum);
+		logits[best] = -INFINITY;
+	}
+	printf("\n");
+}
 
 int cmd_predict(int argc, char **argv)
 {
@@ -31,7 +63,8 @@ int cmd_predict(int argc, char **argv)
 	struct vt_err err = { 0 };
 	struct compute c = { 0 };
 	char *model_arg[1];
-	int first_image = 1;
+	int first_image = 1, batch;
+	size_t per_image;
 
 	rc = parse_options(argc, argv, opts, usage, &nargs);
 	if (rc)
@@ -46,52 +79,47 @@ int cmd_predict(int argc, char **argv)
 	if ((rc = parse_normalize(normalize, &t)) || (rc = source_open(&s, first_image, model_arg, 1)) ||
 	    (rc = compute_open(&c, &s, device, threads, 0)))
 		goto out;
-	/* class names are a convenience: without a matching dataset, classes are numbers */
-	if (vt_data_load(&names, data ? data : default_data_path(), "test", (int)size, &err) == 0 &&
-	    names.nclasses != c.net.nclasses)
+	/* class names are a convenience: from the dataset's test split, else its train split,
+	 * when it has as many classes as the model has outputs; otherwise classes are numbers */
+	if (vt_data_load_names(&names, data ? data : default_data_path(), "test", &err) &&
+	    vt_data_load_names(&names, data ? data : default_data_path(), "train", &err))
+		memset(&names, 0, sizeof(names));
+	if (names.nclasses != c.net.nclasses)
 		vt_data_release(&names);
-	img.n = 1;
 	img.h = img.w = (int)size;
-	img.pixels = malloc((size_t)3 * (size_t)size * (size_t)size);
-	img.labels = calloc(1, sizeof(int64_t));
+	per_image = (size_t)3 * (size_t)size * (size_t)size;
+	batch = (int)(PREDICT_BYTES / (per_image * sizeof(float))); /* the network's input is float */
+	batch = batch < 1 ? 1 : batch > PREDICT_BATCH ? PREDICT_BATCH : batch;
+	img.pixels = malloc((size_t)batch * per_image);
+	img.labels = calloc((size_t)batch, sizeof(int64_t));
 	if (!img.pixels || !img.labels) {
 		fprintf(stderr, "vggtl: out of memory\n");
 		rc = EXIT_FAIL;
 		goto out;
 	}
-	for (i = first_image; i < nargs; i++) {
-		int zero = 0, k;
+	for (i = first_image; i < nargs;) {
+		int arg[PREDICT_BATCH], idx[PREDICT_BATCH], n = 0, k;
 		float *logits = NULL;
 		size_t per = 0;
-		double mx, sum = 0;
-		if (vt_png_load(argv[i], (int)size, img.pixels, &err)) {
-			rc = report(&err);
-			continue;
+		/* the next images that decode, up to a batch; one that does not is reported and skipped */
+		for (; i < nargs && n < batch; i++) {
+			if (vt_png_load(argv[i], (int)size, img.pixels + (size_t)n * per_image, &err)) {
+				rc = report(&err);
+				continue;
+			}
+			arg[n] = i;
+			idx[n] = n;
+			n++;
 		}
-		if (vt_net_forward(&c.net, &img, &zero, 1, &t, 0, c.net.nlayers, &logits, &per, &err)) {
+		if (n == 0)
+			break;
+		img.n = n;
+		if (vt_net_forward(&c.net, &img, idx, n, &t, 0, c.net.nlayers, &logits, &per, &err)) {
 			rc = report(&err);
 			goto out;
 		}
-		mx = logits[0];
-		for (k = 1; k < (int)per; k++)
-			mx = logits[k] > mx ? logits[k] : mx;
-		for (k = 0; k < (int)per; k++)
-			sum += exp(logits[k] - mx);
-		printf("%s", argv[i]);
-		for (k = 0; raw && k < (int)per; k++)
-			printf("%s%.9g", k ? " " : "\t", logits[k]);
-		for (k = 0; !raw && k < top && k < (int)per; k++) { /* selection: K is small */
-			int best = -1, j;
-			for (j = 0; j < (int)per; j++)
-				if (logits[j] > -INFINITY && (best < 0 || logits[j] > logits[best]))
-					best = j;
-			if (names.nclasses)
-				printf("\t%s %.4f", names.class_names[best], exp(logits[best] - mx) / sum);
-			else
-				printf("\t%d %.4f", best, exp(logits[best] - mx) / sum);
-			logits[best] = -INFINITY;
-		}
-		printf("\n");
+		for (k = 0; k < n; k++)
+			print_prediction(argv[arg[k]], logits + (size_t)k * per, (int)per, raw, (int)top, &names);
 		free(logits);
 	}
 out:

@@ -1217,7 +1217,8 @@ out:
 	return rc;
 }
 
-static int load_image_folder(struct vt_dataset *d, const char *root, int size, struct vt_err *err)
+/* names_only: the class folders are listed, no image is looked at. */
+static int load_image_folder(struct vt_dataset *d, const char *root, int size, int names_only, struct vt_err *err)
 {
 	struct names classes = { 0 }, *files = NULL;
 	size_t i, j, total = 0, k = 0, per, nfiles = 0;
@@ -1236,6 +1237,12 @@ static int load_image_folder(struct vt_dataset *d, const char *root, int size, s
 		rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s' has %zu class folders (at most %d)", root, classes.n,
 				MAX_CLASSES);
 		goto out;
+	}
+	if (names_only) {
+		memset(d, 0, sizeof(*d));
+		d->nclasses = (int)classes.n;
+		d->class_names = classes.v; /* ownership moves */
+		return 0;
 	}
 	if (!(files = calloc(classes.n, sizeof(*files)))) {
 		rc = vt_err_set(err, VT_ENOMEM, "out of memory");
@@ -1299,7 +1306,8 @@ out:
 
 /* ---- path resolution -------------------------------------------------------------------- */
 
-int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int size, struct vt_err *err)
+static int load_split(struct vt_dataset *d, const char *path, const char *split, int size, int names_only,
+		      struct vt_err *err)
 {
 	static const char *const folders[] = { "cifar-10-batches-bin", "cifar-10-batches-py" };
 	static const char *const archives[] = { "cifar-10-binary.tar.gz", "cifar-10-python.tar.gz" };
@@ -1344,11 +1352,30 @@ int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int 
 	if (!(p = join(path, split)))
 		return vt_err_set(err, VT_ENOMEM, "out of memory");
 	if (is_dir(p))
-		rc = load_image_folder(d, p, size, err);
+		rc = load_image_folder(d, p, size, names_only, err);
 	else
 		rc = vt_err_set(err, VT_ENOTFOUND, "no CIFAR-10 or image folder found at '%s' (%s)", path,
 				not_found_hint);
 	free(p);
+	return rc;
+}
+
+int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int size, struct vt_err *err)
+{
+	return load_split(d, path, split, size, 0, err);
+}
+
+int vt_data_load_names(struct vt_dataset *d, const char *path, const char *split, struct vt_err *err)
+{
+	int rc = load_split(d, path, split, 32, 1, err);
+
+	if (rc == 0) { /* CIFAR sources were read whole: keep the names only */
+		free(d->pixels);
+		free(d->labels);
+		d->pixels = NULL;
+		d->labels = NULL;
+		d->n = 0;
+	}
 	return rc;
 }
 

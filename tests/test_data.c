@@ -794,6 +794,17 @@ static void test_png(void)
 		CHECK(ok, "nested class folders: x, x/a, x/a-b, x/a/deep, then y/empty");
 		vt_data_release(&d);
 	}
+	/* names only: class folders listed, no image read (corrupt/ holds a corrupt PNG) */
+	rc = vt_data_load_names(&d, path_of("corrupt"), "train", &err);
+	CHECK(rc == 0 && d.nclasses == 1 && strcmp(d.class_names[0], "x") == 0 && d.n == 0 && !d.pixels && !d.labels,
+	      "names only from an image tree: its classes, no image decoded (rc %d: %s)", rc, rc ? err.msg : "");
+	vt_data_release(&d);
+	rc = vt_data_load_names(&d, "tests/fixtures/cifar-py/cifar-10-batches-py", "test", &err);
+	CHECK(rc == 0 && d.nclasses == 10 && d.n == 0 && !d.pixels && !d.labels,
+	      "names only from a CIFAR folder: 10 names, no images kept (rc %d: %s)", rc, rc ? err.msg : "");
+	vt_data_release(&d);
+	rc = vt_data_load_names(&d, path_of("noclass"), "train", &err);
+	CHECK(rc != 0 && !d.class_names, "names only from a tree without the split: an error (%s)", err.msg);
 	mkdirs("loop/train/x");
 	write_png(path_of("loop/train/x/a.png"), K_RGB8, 8, 8);
 	ok = symlink(".", path_of("loop/train/x/self")) == 0;

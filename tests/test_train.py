@@ -225,6 +225,32 @@ def main():
               "eval on an ImageFolder tree with nested folders: the classes and images torchvision's ImageFolder finds",
               r.stdout + r.stderr)
 
+        # --- predict: many images in batches, a bad one skipped, names from a train-only tree -------
+        for cls in ["c%02d" % k for k in range(10)]:  # 10 classes, as full.pth has outputs
+            os.makedirs(j("trainonly", "train", cls))
+            with open(j("trainonly", "train", cls, "x.png"), "wb") as f:
+                f.write(b"not decoded: only the class names are read")
+        imgs = []
+        for k in range(70):  # more than one batch of 64
+            imgs.append(j(f"p{k}.png"))
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(imgs[-1])
+        args = imgs[:3] + [j("broken.png")] + imgs[3:]
+        with open(j("broken.png"), "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
+        r = vggtl("predict", j("full.pth"), *args, "--data", j("trainonly"), "--top", 1, "--threads", 2)
+        lines = r.stdout.strip().split("\n")
+        check(r.returncode == 1 and [l.split("\t")[0] for l in lines] == imgs and "broken.png" in r.stderr,
+              "predict on 70 images and a corrupt one: exit 1, the corrupt one named, the others in order",
+              r.stdout[-300:] + r.stderr)
+        check(all(l.split("\t")[1].split()[0].startswith("c0") for l in lines),
+              "predict takes class names from a tree's train split when it has no test split", r.stdout[:300])
+        single = vggtl("predict", j("full.pth"), imgs[68], "--logits", "--threads", 2)
+        batched = vggtl("predict", j("full.pth"), *imgs, "--logits", "--threads", 2)
+        a = np.array([float(v) for v in single.stdout.split("\t")[1].split()])
+        b = np.array([float(v) for v in batched.stdout.strip().split("\n")[68].split("\t")[1].split()])
+        check(single.returncode == 0 and batched.returncode == 0 and np.abs(a - b).max() <= 1e-5 * np.abs(a).max(),
+              "an image's logits do not depend on the batch it runs in", single.stderr + batched.stderr)
+
         # --- bad data and bad options -------------------------------------------------------------
         os.makedirs(j("bad", "cifar-10-batches-bin"))
         with open(j("bad", "cifar-10-batches-bin", "data_batch_1.bin"), "wb") as f:
