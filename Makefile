@@ -19,14 +19,19 @@ LDLIBS  += -lpng -lz -lcjson -lm -ldl
 # (a folder with include/ and lib/, e.g. a pip torch's site-packages/torch for CUDA).
 CXX     ?= g++
 LIBTORCH ?=
+SHIM_STD       = c++17
 ifeq ($(LIBTORCH),)
 TORCH_CPPFLAGS = -I/usr/include/torch/csrc/api/include
 TORCH_LIBS     = -ltorch -ltorch_cpu -lc10
 else
-# the libstdc++ ABI that libtorch was built with, as its TorchConfig.cmake tells CMake users
-# (pip wheels before torch 2.7 use the old one; the shim must match to link)
+# what libtorch's TorchConfig.cmake tells CMake users: the libstdc++ ABI it was built with
+# (pip wheels before torch 2.7 use the old one; the shim must match to link) and the C++
+# standard its headers need (20 from torch 2.13 on)
+TORCH_CONFIG   = $(LIBTORCH)/share/cmake/Torch/TorchConfig.cmake
 TORCH_ABI      = $(shell sed -n 's/.*set(TORCH_CXX_FLAGS "\(-D_GLIBCXX_USE_CXX11_ABI=[01]\)").*/\1/p;T;q' \
-                   $(LIBTORCH)/share/cmake/Torch/TorchConfig.cmake 2>/dev/null)
+                   $(TORCH_CONFIG) 2>/dev/null)
+TORCH_STD      = $(shell sed -n 's/^[[:space:]]*CXX_STANDARD[[:space:]]*\([0-9][0-9]*\).*/\1/p;T;q' $(TORCH_CONFIG) 2>/dev/null)
+SHIM_STD       = $(if $(filter 20 23 26,$(TORCH_STD)),c++$(TORCH_STD),c++17)
 TORCH_CPPFLAGS = $(TORCH_ABI) -I$(LIBTORCH)/include -I$(LIBTORCH)/include/torch/csrc/api/include
 TORCH_LIBS     = -L$(LIBTORCH)/lib -Wl,-rpath,$(LIBTORCH)/lib -Wl,--no-as-needed \
                  $(if $(wildcard $(LIBTORCH)/lib/libtorch_cuda.so),-ltorch_cuda) -ltorch -ltorch_cpu -lc10 -Wl,--as-needed
@@ -77,7 +82,7 @@ $(BUILD)/vggtl: $(CMD_OBJ) $(BUILD)/libvt.a
 # vggtl loads the plain one.
 build/libvggtl_shim.so: shim/shim.cpp include/vt_shim.h
 	@mkdir -p build
-	$(CXX) -std=c++17 -fPIC -shared $(SHIM_CXXFLAGS) -Iinclude $(TORCH_CPPFLAGS) $< -o $@ $(TORCH_LIBS)
+	$(CXX) -std=$(SHIM_STD) -fPIC -shared $(SHIM_CXXFLAGS) -Iinclude $(TORCH_CPPFLAGS) $< -o $@ $(TORCH_LIBS)
 
 ifneq ($(BUILD),build)
 $(BUILD)/libvggtl_shim.so: build/libvggtl_shim.so

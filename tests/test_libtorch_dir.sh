@@ -32,6 +32,11 @@ check "the ABI flag comes from TorchConfig.cmake (Debian: new ABI)" sh -c 'echo 
 sed 's/_GLIBCXX_USE_CXX11_ABI=1/_GLIBCXX_USE_CXX11_ABI=0/' "$config" >"$L/share/cmake/Torch/TorchConfig.cmake"
 old=$(recipe "$L")
 check "an old-ABI TorchConfig.cmake gives -D_GLIBCXX_USE_CXX11_ABI=0" sh -c 'echo "$1" | grep -q -- "-D_GLIBCXX_USE_CXX11_ABI=0"' sh "$old"
+# torch 2.13 and later need C++20 and say so in TorchConfig.cmake
+sed 's/CXX_STANDARD [0-9]*/CXX_STANDARD 20/' "$config" >"$L/share/cmake/Torch/TorchConfig.cmake"
+std20=$(recipe "$L")
+check "the recipe uses -std=c++17 when TorchConfig.cmake asks for less" sh -c 'echo "$1" | grep -q -- "-std=c++17 "' sh "$cmd"
+check "and -std=c++20 when it asks for C++20" sh -c 'echo "$1" | grep -q -- "-std=c++20 "' sh "$std20"
 cp "$config" "$L/share/cmake/Torch/"
 
 # build it for real, into the scratch folder, and compute with it

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""device_check.py - the CUDA half of the training issue, for a session with a GPU machine.
+
+usage: python3 tools/device_check.py [DEVICE]   (DEVICE: cuda (default), cuda:N or cpu)
+
+Run by the python3 that holds a CUDA torch and torchvision, after the shim was built against
+that torch (tools/device_check.sh does both). Against torch on the same device it checks:
+- vggtl's logits equal torchvision's within 1e-3 of the largest (TF32 convolutions on CUDA),
+  for vgg16 + add_linear and vgg11_bn with non-trivial batch-norm statistics;
+- eval on the device agrees with eval on the CPU (accuracy within 2 of 200 images, loss
+  within 1e-3);
+- full fine-tuning on the device lowers the test loss; the output and the epoch checkpoint
+  load in Python, and PyTorch's SGD takes the optimizer state;
+- --freeze features on the device (the folded first-Linear update, its non-CPU branch) ends
+  within 1e-3 of the same run on the CPU;
+and prints vggtl's and PyTorch's training speed on the device. Prints TAP lines.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+
+VGGTL = os.path.abspath(os.environ.get("VGGTL", "build/vggtl"))
+DEV = sys.argv[1] if len(sys.argv) > 1 else "cuda"
+N = 0
+FAILED = 0
+MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)
+STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(3, 1, 1)
+
+
+def check(cond, desc, diag=None):
+    global N, FAILED
+    N += 1
+    print(f"{'ok' if cond else 'not ok'} {N} - {desc}", flush=True)
+    if not cond:
+        FAILED += 1
+        for line in str(diag or "").splitlines()[:20]:
+            print(f"# {line}")
+
+
+def vggtl(*args):
+    t = time.perf_counter()
+    r = subprocess.run([VGGTL, *map(str, args)], capture_output=True, text=True)
+    print(f"# vggtl {' '.join(map(str, args[:2]))}...: exit {r.returncode}, {time.perf_counter() - t:.1f} s", flush=True)
+    return r
+
+
+def logits_match(model, weights, tmp, name):
+    rng = np.random.default_rng(1)
+    pixels = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(8)]
+    files = []
+    for i, a in enumerate(pixels):
+        files.append(os.path.join(tmp, f"{name}_{i}.png"))
+        Image.fromarray(a).save(files[-1])
+    r = vggtl("predict", weights, "--logits", "--device", DEV, *files)
+    check(r.returncode == 0, f"{name}: predict --logits --device {DEV}", r.stderr)
+    if r.returncode:
+        return
+    got = np.array([[float(v) for v in line.split("\t")[1].split()] for line in r.stdout.strip().split("\n")])
+    x = torch.stack([(torch.from_numpy(a).permute(2, 0, 1).float() / 255 - MEAN) / STD for a in pixels])
+    model.eval()
+    with torch.no_grad():
+        ref = model.to(DEV)(x.to(DEV)).cpu().numpy()
+    model.cpu()
+    diff = np.abs(got - ref).max()
+    check(got.shape == ref.shape and diff <= 1e-3 * np.abs(ref).max(),
+          f"{name}: logits equal torchvision's on {DEV} within 1e-3 of the largest "
+          f"(max diff {diff:.3g}, largest {np.abs(ref).max():.3g})")
+
+
+def main():
+    torch.manual_seed(0)
+    print(f"# torch {torch.__version__}, torchvision {torchvision.__version__}, device {DEV}"
+          + (f" ({torch.cuda.get_device_name(DEV)})" if DEV.startswith("cuda") else ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        j = lambda *p: os.path.join(tmp, *p)
+        m = torchvision.models.vgg16()
+        m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+        torch.save(m.state_dict(), j("v16.pth"))
+        logits_match(m, j("v16.pth"), tmp, "vgg16+add_linear")
+        b = torchvision.models.vgg11_bn(num_classes=10)
+        with torch.no_grad():
+            for mod in b.modules():
+                if isinstance(mod, nn.BatchNorm2d):
+                    mod.running_mean.uniform_(-0.2, 0.2)
+                    mod.running_var.uniform_(0.5, 2.0)
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.uniform_(-0.1, 0.1)
+        torch.save(b.state_dict(), j("v11bn.pth"))
+        logits_match(b, j("v11bn.pth"), tmp, "vgg11_bn")
+
+        r_dev = vggtl("eval", j("v11bn.pth"), "--json", "--device", DEV)
+        r_cpu = vggtl("eval", j("v11bn.pth"), "--json", "--device", "cpu")
+        ok = r_dev.returncode == 0 and r_cpu.returncode == 0
+        e_dev = json.loads(r_dev.stdout) if ok else {}
+        e_cpu = json.loads(r_cpu.stdout) if ok else {}
+        # TF32 convolutions may flip a near tie: at most 2 of the 200 images
+        check(ok and abs(e_dev["accuracy"] - e_cpu["accuracy"]) <= 0.01 and abs(e_dev["loss"] - e_cpu["loss"]) <= 1e-3,
+              f"eval on {DEV} agrees with eval on the CPU (accuracy within 2 images, loss within 1e-3)",
+              r_dev.stderr + r_cpu.stderr + (f"{e_dev} {e_cpu}" if ok else ""))
+        if ok:
+            print(f"# eval images/s: {DEV} {e_dev['images_per_s']:.0f}, cpu {e_cpu['images_per_s']:.0f}")
+
+        # full fine-tuning on the device
+        r = vggtl("extend", "--arch", "vgg11_bn", "--replace-last", 10, "--style", "weights", "-o", j("start.pth"))
+        check(r.returncode == 0, "extend vgg11_bn for 10 classes", r.stderr)
+        before = json.loads(vggtl("eval", j("start.pth"), "--json", "--device", DEV).stdout or "{}").get("loss", 0)
+        r = vggtl("train", j("start.pth"), "--device", DEV, "--epochs", 3, "--seed", 7, "--checkpoint-dir", j("ck"),
+                  "--metrics", j("m.jsonl"), "-o", j("tuned.pth"), "--style", "weights")
+        check(r.returncode == 0, f"train 3 epochs on {DEV}", r.stderr)
+        after = json.loads(vggtl("eval", j("tuned.pth"), "--json", "--device", DEV).stdout or "{}").get("loss", 1e9)
+        check(after < before, f"test loss went down on {DEV}: {before:.4f} -> {after:.4f}")
+        if os.path.exists(j("m.jsonl")):
+            steps = [json.loads(l) for l in open(j("m.jsonl")) if '"step"' in l]
+            if steps:
+                print(f"# vggtl full fine-tuning on {DEV}: {np.median([s['images_per_s'] for s in steps]):.0f} img/s "
+                      "(median over steps, batch 64)")
+        try:
+            sd = torch.load(j("tuned.pth"), weights_only=True)
+            net = torchvision.models.vgg11_bn(num_classes=10)
+            net.load_state_dict(sd, strict=True)
+            ck = torch.load(j("ck", "epoch_3.pth"), weights_only=False)
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+            opt.load_state_dict(ck["optimizer_state_dict"])
+            check(ck["epoch"] == 3, "the output and the epoch checkpoint load in Python; SGD takes the state")
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            check(False, "the output and the epoch checkpoint load in Python", e)
+
+        # --freeze features: the folded update on the device against the CPU
+        common = ["train", j("v16.pth"), "--freeze", "features", "--no-augment", "--epochs", 2, "--limit", 256,
+                  "--seed", 3, "--style", "weights"]
+        r_dev = vggtl(*common, "--device", DEV, "-o", j("fz_dev.pth"))
+        r_cpu = vggtl(*common, "--device", "cpu", "-o", j("fz_cpu.pth"))
+        if r_dev.returncode == 0 and r_cpu.returncode == 0:
+            a = torch.load(j("fz_dev.pth"), weights_only=True)
+            c = torch.load(j("fz_cpu.pth"), weights_only=True)
+            worst = max(((a[k] - c[k]).abs().max() / c[k].abs().max().clamp_min(1e-12)).item() for k in a)
+            check(worst <= 1e-3, f"--freeze features on {DEV} ends within 1e-3 of the CPU run (worst {worst:.3g})")
+        else:
+            check(False, f"--freeze features on {DEV} and on the CPU", r_dev.stderr + r_cpu.stderr)
+
+        # PyTorch's own speed on the device, for the same model and batch (a reference, not a check)
+        if DEV.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True
+            net = torchvision.models.vgg16()
+            net.classifier.add_module("add_linear", nn.Linear(1000, 10))
+            net = net.to(DEV).train()
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+            x = torch.randn(64, 3, 32, 32, device=DEV)
+            y = torch.randint(0, 10, (64,), device=DEV)
+            for k in range(60):
+                if k == 10:
+                    torch.cuda.synchronize(DEV)
+                    t = time.perf_counter()
+                opt.zero_grad()
+                nn.functional.cross_entropy(net(x), y).backward()
+                opt.step()
+            torch.cuda.synchronize(DEV)
+            print(f"# PyTorch vgg16+add_linear full fine-tuning on {DEV}: {50 * 64 / (time.perf_counter() - t):.0f} img/s")
+    print(f"1..{N}")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
