@@ -11,8 +11,9 @@ static const char usage[] = "usage: vggtl predict (FILE | --arch NAME) IMAGE.png
 			    "data/), its test split or else its train split, when it has as many classes as\n"
 			    "the model has outputs.";
 
-/* images run through the network together: up to 64, and up to 64 MiB of input */
-enum { PREDICT_BATCH = 64, PREDICT_BYTES = 64 << 20 };
+/* images run through the network together: up to 64, and as many as keep the first
+ * convolutions' activations (64 channels at the input's size, two at a time) within 256 MiB */
+enum { PREDICT_BATCH = 64, PREDICT_BYTES = 256 << 20 };
 
 /* One line: the image, then every logit (raw) or the top classes with their probabilities. */
 static void print_prediction(const char *image, float *logits, int per, int raw, int top,
@@ -33,6 +34,8 @@ static void print_prediction(const char *image, float *logits, int per, int raw,
 		for (j = 0; j < per; j++)
 			if (logits[j] > -INFINITY && (best < 0 || logits[j] > logits[best]))
 				best = j;
+		if (best < 0) /* the rest are NaN or -inf */
+			break;
 		if (names->nclasses)
 			printf("\t%s %.4f", names->class_names[best], exp(logits[best] - mx) / sum);
 		else
@@ -88,7 +91,7 @@ int cmd_predict(int argc, char **argv)
 		vt_data_release(&names);
 	img.h = img.w = (int)size;
 	per_image = (size_t)3 * (size_t)size * (size_t)size;
-	batch = (int)(PREDICT_BYTES / (per_image * sizeof(float))); /* the network's input is float */
+	batch = (int)(PREDICT_BYTES / (2 * 64 * (size_t)size * (size_t)size * sizeof(float)));
 	batch = batch < 1 ? 1 : batch > PREDICT_BATCH ? PREDICT_BATCH : batch;
 	img.pixels = malloc((size_t)batch * per_image);
 	img.labels = calloc((size_t)batch, sizeof(int64_t));
@@ -119,7 +122,8 @@ int cmd_predict(int argc, char **argv)
 			goto out;
 		}
 		for (k = 0; k < n; k++)
-			print_prediction(argv[arg[k]], logits + (size_t)k * per, (int)per, raw, (int)top, &names);
+			print_prediction(argv[arg[k]], logits + (size_t)k * per, (int)per, raw,
+					 top < (long long)per ? (int)top : (int)per, &names);
 		free(logits);
 	}
 out:

@@ -21,5 +21,6 @@ if [ -x .dev/vggtl ]; then
 	export LD_LIBRARY_PATH
 fi
 log=${OUT:-/tmp}/device_check.log
-"$PY" tools/device_check.py "${1:-cuda}" 2>&1 | tee "$log"
-! grep -q '^not ok' "$log"
+{ "$PY" tools/device_check.py "${1:-cuda}" 2>&1 && echo 0 >"$log.rc" || echo $? >"$log.rc"; } | tee "$log"
+# passed: Python exited 0, reached its plan line, and no check failed
+[ "$(cat "$log.rc")" = 0 ] && grep -q '^1\.\.[0-9]' "$log" && ! grep -q '^not ok' "$log"
