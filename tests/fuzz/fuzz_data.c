@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define vt_data_load fuzz_vt_data_load
+#define vt_data_load_names fuzz_vt_data_load_names
 #define vt_data_release fuzz_vt_data_release
 #define vt_png_load fuzz_vt_png_load
 #define vt_data_batch fuzz_vt_data_batch
