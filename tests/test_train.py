@@ -48,8 +48,8 @@ def vggtl(*args, **kw):
     return subprocess.run([VGGTL, *map(str, args)], capture_output=True, text=True, **kw)
 
 
-def logits_match(model, weights, tmp, name):
-    """vggtl predict --logits on PNGs vs the model on the same pixels."""
+def logits_match(model, weights, tmp, name, device="cpu", tol=1e-4):
+    """vggtl predict --logits on PNGs vs the model on the same pixels, both on device."""
     rng = np.random.default_rng(1)
     pixels = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
     files = []
@@ -57,18 +57,20 @@ def logits_match(model, weights, tmp, name):
         f = os.path.join(tmp, f"{name}_{i}.png")
         Image.fromarray(a).save(f)
         files.append(f)
-    r = vggtl("predict", weights, "--logits", "--threads", 2, *files)
-    check(r.returncode == 0, f"{name}: predict --logits runs", r.stderr)
+    r = vggtl("predict", weights, "--logits", "--threads", 2, "--device", device, *files)
+    check(r.returncode == 0, f"{name}: predict --logits --device {device} runs", r.stderr)
     if r.returncode:
         return
     got = np.array([[float(v) for v in line.split("\t")[1].split()] for line in r.stdout.strip().split("\n")])
     x = torch.stack([(torch.from_numpy(a).permute(2, 0, 1).float() / 255 - MEAN) / STD for a in pixels])
     model.eval()
     with torch.no_grad():
-        ref = model(x).numpy()
+        ref = model.to(device)(x.to(device)).cpu().numpy()
+    model.cpu()
     diff = np.abs(got - ref).max()
-    check(got.shape == ref.shape and diff <= 1e-4 * np.abs(ref).max(),
-          f"{name}: logits equal torchvision's within 1e-4 of the largest (max diff {diff:.3g}, largest {np.abs(ref).max():.3g})")
+    check(got.shape == ref.shape and diff <= tol * np.abs(ref).max(),
+          f"{name}: logits equal torchvision's on {device} within {tol:g} of the largest "
+          f"(max diff {diff:.3g}, largest {np.abs(ref).max():.3g})")
 
 
 def main():

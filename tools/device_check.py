@@ -17,7 +17,6 @@ and prints vggtl's and PyTorch's training speed on the device. Prints TAP lines.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,55 +24,17 @@ import time
 import numpy as np
 import torch
 import torchvision
-from PIL import Image
 from torch import nn
 
-VGGTL = os.path.abspath(os.environ.get("VGGTL", "build/vggtl"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import test_train as tt  # noqa: E402 - the CPU suite's helpers: check, vggtl, logits_match
+
 DEV = sys.argv[1] if len(sys.argv) > 1 else "cuda"
-N = 0
-FAILED = 0
-MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(3, 1, 1)
-STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(3, 1, 1)
-
-
-def check(cond, desc, diag=None):
-    global N, FAILED
-    N += 1
-    print(f"{'ok' if cond else 'not ok'} {N} - {desc}", flush=True)
-    if not cond:
-        FAILED += 1
-        for line in str(diag or "").splitlines()[:20]:
-            print(f"# {line}")
-
-
-def vggtl(*args):
-    t = time.perf_counter()
-    r = subprocess.run([VGGTL, *map(str, args)], capture_output=True, text=True)
-    print(f"# vggtl {' '.join(map(str, args[:2]))}...: exit {r.returncode}, {time.perf_counter() - t:.1f} s", flush=True)
-    return r
+check, vggtl = tt.check, tt.vggtl
 
 
 def logits_match(model, weights, tmp, name):
-    rng = np.random.default_rng(1)
-    pixels = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(8)]
-    files = []
-    for i, a in enumerate(pixels):
-        files.append(os.path.join(tmp, f"{name}_{i}.png"))
-        Image.fromarray(a).save(files[-1])
-    r = vggtl("predict", weights, "--logits", "--device", DEV, *files)
-    check(r.returncode == 0, f"{name}: predict --logits --device {DEV}", r.stderr)
-    if r.returncode:
-        return
-    got = np.array([[float(v) for v in line.split("\t")[1].split()] for line in r.stdout.strip().split("\n")])
-    x = torch.stack([(torch.from_numpy(a).permute(2, 0, 1).float() / 255 - MEAN) / STD for a in pixels])
-    model.eval()
-    with torch.no_grad():
-        ref = model.to(DEV)(x.to(DEV)).cpu().numpy()
-    model.cpu()
-    diff = np.abs(got - ref).max()
-    check(got.shape == ref.shape and diff <= 1e-3 * np.abs(ref).max(),
-          f"{name}: logits equal torchvision's on {DEV} within 1e-3 of the largest "
-          f"(max diff {diff:.3g}, largest {np.abs(ref).max():.3g})")
+    tt.logits_match(model, weights, tmp, name, device=DEV, tol=1e-3)  # TF32 convolutions on CUDA
 
 
 def main():
@@ -165,8 +126,8 @@ def main():
                 opt.step()
             torch.cuda.synchronize(DEV)
             print(f"# PyTorch vgg16+add_linear full fine-tuning on {DEV}: {50 * 64 / (time.perf_counter() - t):.0f} img/s")
-    print(f"1..{N}")
-    return 1 if FAILED else 0
+    print(f"1..{tt.N}")
+    return 1 if tt.FAILED else 0
 
 
 if __name__ == "__main__":
