@@ -73,25 +73,37 @@ def logits_match(model, weights, tmp, name, device="cpu", tol=1e-4):
           f"(max diff {diff:.3g}, largest {np.abs(ref).max():.3g})")
 
 
+def vgg16_add_linear():
+    """The tutorial's model: torchvision's VGG16 with classifier.add_linear = Linear(1000, 10)."""
+    m = torchvision.models.vgg16()
+    m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+    return m
+
+
+def vgg11_bn_with_statistics():
+    """vgg11_bn for 10 classes whose batch norms have running statistics and affine terms that matter."""
+    b = torchvision.models.vgg11_bn(num_classes=10)
+    with torch.no_grad():
+        for mod in b.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
+    return b
+
+
 def main():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         j = lambda *p: os.path.join(tmp, *p)
 
         # --- logits against torchvision -------------------------------------------------
-        m = torchvision.models.vgg16()
-        m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+        m = vgg16_add_linear()
         torch.save(m.state_dict(), j("v16.pth"))
         logits_match(m, j("v16.pth"), tmp, "vgg16+add_linear")
         del m
-        b = torchvision.models.vgg11_bn(num_classes=10)
-        with torch.no_grad():  # running statistics and affine terms that matter
-            for mod in b.modules():
-                if isinstance(mod, nn.BatchNorm2d):
-                    mod.running_mean.uniform_(-0.2, 0.2)
-                    mod.running_var.uniform_(0.5, 2.0)
-                    mod.weight.uniform_(0.5, 1.5)
-                    mod.bias.uniform_(-0.1, 0.1)
+        b = vgg11_bn_with_statistics()
         torch.save(b, j("v11bn_whole.pth"))
         logits_match(b, j("v11bn_whole.pth"), tmp, "vgg11_bn (whole model)")
         for i, mod in enumerate(b.features):  # batch norms without affine terms run another path

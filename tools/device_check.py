@@ -43,18 +43,10 @@ def main():
           + (f" ({torch.cuda.get_device_name(DEV)})" if DEV.startswith("cuda") else ""))
     with tempfile.TemporaryDirectory() as tmp:
         j = lambda *p: os.path.join(tmp, *p)
-        m = torchvision.models.vgg16()
-        m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+        m = tt.vgg16_add_linear()
         torch.save(m.state_dict(), j("v16.pth"))
         logits_match(m, j("v16.pth"), tmp, "vgg16+add_linear")
-        b = torchvision.models.vgg11_bn(num_classes=10)
-        with torch.no_grad():
-            for mod in b.modules():
-                if isinstance(mod, nn.BatchNorm2d):
-                    mod.running_mean.uniform_(-0.2, 0.2)
-                    mod.running_var.uniform_(0.5, 2.0)
-                    mod.weight.uniform_(0.5, 1.5)
-                    mod.bias.uniform_(-0.1, 0.1)
+        b = tt.vgg11_bn_with_statistics()
         torch.save(b.state_dict(), j("v11bn.pth"))
         logits_match(b, j("v11bn.pth"), tmp, "vgg11_bn")
 
@@ -111,9 +103,7 @@ def main():
         # PyTorch's own speed on the device, for the same model and batch (a reference, not a check)
         if DEV.startswith("cuda"):
             torch.backends.cudnn.benchmark = True
-            net = torchvision.models.vgg16()
-            net.classifier.add_module("add_linear", nn.Linear(1000, 10))
-            net = net.to(DEV).train()
+            net = tt.vgg16_add_linear().to(DEV).train()
             opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
             x = torch.randn(64, 3, 32, 32, device=DEV)
             y = torch.randint(0, 10, (64,), device=DEV)
