@@ -68,15 +68,17 @@ static const char not_found_hint[] =
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
+/* "dir/name"; an empty part is left out ("" and "x" give "x"). */
 static char *join(const char *dir, const char *name)
 {
-	size_t a = strlen(dir), b = strlen(name);
-	char *p = malloc(a + b + 2);
+	size_t a = strlen(dir), b = strlen(name), sep = a && b;
+	char *p = malloc(a + sep + b + 1);
 
 	if (p) {
 		memcpy(p, dir, a);
-		p[a] = '/';
-		memcpy(p + a + 1, name, b + 1);
+		if (sep)
+			p[a] = '/';
+		memcpy(p + a + sep, name, b + 1);
 	}
 	return p;
 }
@@ -1155,7 +1157,7 @@ static int image_kind(const char *name)
 static int list_subdirs(const char *dir, const char *rel, int depth, struct names *out, struct vt_err *err)
 {
 	struct names sub = { 0 };
-	char *here = *rel ? join(dir, rel) : strdup(dir);
+	char *here = join(dir, rel);
 	size_t i;
 	int rc;
 
@@ -1167,7 +1169,7 @@ static int list_subdirs(const char *dir, const char *rel, int depth, struct name
 	else
 		rc = list_dir(here, 1, &sub, err);
 	for (i = 0; i < sub.n && rc == 0; i++) {
-		char *r = *rel ? join(rel, sub.v[i]) : strdup(sub.v[i]);
+		char *r = join(rel, sub.v[i]);
 		if (!r || names_push(out, r, strlen(r)))
 			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
 		else
@@ -1194,7 +1196,7 @@ static int class_images(const char *cdir, struct names *out, struct vt_err *err)
 	qsort(dirs.v, dirs.n, sizeof(*dirs.v), cmp_str); /* "" (the class folder itself) first */
 	for (i = 0; i < dirs.n && rc == 0; i++) {
 		struct names all = { 0 };
-		char *here = *dirs.v[i] ? join(cdir, dirs.v[i]) : strdup(cdir);
+		char *here = join(cdir, dirs.v[i]);
 		rc = here ? list_dir(here, 0, &all, err) : vt_err_set(err, VT_ENOMEM, "out of memory");
 		for (j = 0; j < all.n && rc == 0; j++) {
 			int kind = image_kind(all.v[j]);
@@ -1203,7 +1205,7 @@ static int class_images(const char *cdir, struct names *out, struct vt_err *err)
 				rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s/%s': only PNG images are supported "
 						"(convert it, or move it out of the folder)", here, all.v[j]);
 			} else if (kind > 0) {
-				r = *dirs.v[i] ? join(dirs.v[i], all.v[j]) : strdup(all.v[j]);
+				r = join(dirs.v[i], all.v[j]);
 				if (!r || names_push(out, r, strlen(r)))
 					rc = vt_err_set(err, VT_ENOMEM, "out of memory");
 				free(r);

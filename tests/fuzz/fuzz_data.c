@@ -7,9 +7,8 @@
  *   80         a pickle: a CIFAR-10 python batch and batches.meta (data.c's numpy hooks)
  *   otherwise  batches.meta.txt and a binary batch
  * The readers are static functions, so the two sources are compiled into this file (as
- * llm.c's test includes train_gpt2.c), with their public names renamed so that the
- * library's own copies, when linked too, do not clash.  Build and run: make fuzz
- * (tools/fuzz.sh), linking -lpng.  VT_PNG_MAX_PIXELS is lowered so that a PNG header
+ * llm.c's test includes train_gpt2.c), and tools/fuzz.sh links the rest of the library
+ * without its own copies of them.  Build and run: make fuzz (tools/fuzz.sh), linking -lpng.  VT_PNG_MAX_PIXELS is lowered so that a PNG header
  * claiming a huge image cannot make one run allocate hundreds of megabytes.
  */
 #ifndef _GNU_SOURCE
@@ -19,15 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define vt_data_load fuzz_vt_data_load
-#define vt_data_load_names fuzz_vt_data_load_names
-#define vt_data_release fuzz_vt_data_release
-#define vt_png_load fuzz_vt_png_load
-#define vt_data_batch fuzz_vt_data_batch
-#define vt_cifar10_mean fuzz_vt_cifar10_mean
-#define vt_cifar10_std fuzz_vt_cifar10_std
-#define vt_imagenet_mean fuzz_vt_imagenet_mean
-#define vt_imagenet_std fuzz_vt_imagenet_std
 #define VT_PNG_MAX_PIXELS (1u << 20)
 
 #include "../../src/data.c"
