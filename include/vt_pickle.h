@@ -1,10 +1,13 @@
 /* vt_pickle.h - a Python pickle reader (a small VM that builds a value tree) and writer.
  *
- * The reader is a data parser, never an evaluator.  It understands the binary opcodes of
- * protocols 2 to 5 (see pickle.c for the list); text-mode protocol 0/1 opcodes that create
- * objects (INST, OBJ, PERSID) are refused.  Every GLOBAL goes through the caller's find_class
- * hook, which allow-lists it; REDUCE and NEWOBJ never call anything: REDUCE goes to the
- * caller's reduce hook, NEWOBJ makes an inert VT_PK_OBJECT, BUILD stores the state in it.
+ * The reader is a data parser, never an evaluator.  It understands every opcode of
+ * protocols 0 to 5 but the extension registry and out-of-band buffers (see pickle.c).  Every
+ * GLOBAL goes through the caller's find_class hook, which may refuse it; nothing is ever
+ * called: REDUCE (and INST/OBJ, protocol 0's calls) goes to the caller's reduce hook, which
+ * turns what it understands into data and anything else into an inert call record; NEWOBJ
+ * makes an inert object record, BUILD stores the state in it, SETITEMS/APPENDS on an object
+ * (a dict or list subclass) keep the items beside it.  The note hook sees every GLOBAL, call,
+ * NEWOBJ and BUILD as it happens, for a scanner.
  * Containers may be shared or even cyclic (the memo allows it), so every walker of the tree
  * bounds its depth (VT_PK_MAX_DEPTH).
  *
@@ -32,8 +35,8 @@ enum vt_pk_kind {
 	VT_PK_LIST,   /* u.seq */
 	VT_PK_SET,    /* u.seq */
 	VT_PK_DICT,   /* u.dict; also OrderedDict */
-	VT_PK_GLOBAL, /* an allow-listed class or function: u.global */
-	VT_PK_OBJECT, /* NEWOBJ of a class, or a hook's result: u.obj */
+	VT_PK_GLOBAL, /* a class or function, by name only: u.global */
+	VT_PK_OBJECT, /* an inert object record (NEWOBJ) or call record (u.obj.call): u.obj */
 	VT_PK_EXT     /* a hook's own value (tensor, storage, array): u.ext */
 };
 
@@ -47,7 +50,9 @@ struct vt_pk {
 		struct { struct vt_pk **items; size_t n, cap; } seq;
 		struct { struct vt_pk **keys, **vals; size_t n, cap; struct vt_pk *attrs; } dict;
 		struct { const char *module, *name; int tag; } global;
-		struct { struct vt_pk *cls, *args, *state; } obj;
+		/* cls: the class (NEWOBJ) or the callable (call records: any value, usually a
+		 * GLOBAL); items: what SETITEMS/APPENDS added (a DICT or LIST), or NULL */
+		struct { struct vt_pk *cls, *args, *state, *items; int call; } obj;
 		struct { int type; void *p; } ext;
 	} u;
 };
@@ -63,18 +68,29 @@ void vt_arena_release(struct vt_arena *a);
 
 struct vt_unpickler;
 
+/* What the note hook is told about. */
+enum vt_pk_event {
+	VT_PK_EV_GLOBAL, /* GLOBAL/STACK_GLOBAL/INST: Python imports the module */
+	VT_PK_EV_CALL,   /* REDUCE/INST/OBJ: Python calls the callable */
+	VT_PK_EV_NEWOBJ, /* NEWOBJ: Python runs cls.__new__ */
+	VT_PK_EV_BUILD   /* BUILD on an object of class cls: Python runs __setstate__ or updates __dict__ */
+};
+
 struct vt_pk_hooks {
 	/* Returns a tag >= 0 for an allowed global, or fails (VT_EUNSAFE) naming it. */
 	int (*find_class)(void *ctx, const char *module, const char *name, struct vt_err *err);
 	/* BINPERSID: turns a persistent id into a value. NULL hook: persistent ids refused. */
 	int (*persistent_load)(void *ctx, struct vt_unpickler *u, struct vt_pk *pid,
 			       struct vt_pk **out, struct vt_err *err);
-	/* REDUCE of an allowed global (callable->u.global.tag) with an args tuple. */
+	/* REDUCE of a global (callable->u.global.tag) with an args tuple; REDUCE of any other
+	 * value becomes a call record without the hook. */
 	int (*reduce)(void *ctx, struct vt_unpickler *u, struct vt_pk *callable, struct vt_pk *args,
 		      struct vt_pk **out, struct vt_err *err);
 	/* BUILD on a VT_PK_EXT value; NULL: ignored. */
 	int (*build_ext)(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, struct vt_pk *state,
 			 struct vt_err *err);
+	/* Optional: told of each event at offset at; what is the GLOBAL, callable or class. */
+	void (*note)(void *ctx, enum vt_pk_event ev, const struct vt_pk *what, uint64_t at);
 };
 
 struct vt_unpickler {
@@ -107,6 +123,8 @@ int vt_unpickle(struct vt_unpickler *u, const struct vt_src *src, uint64_t *pos,
 /* Value constructors for hooks (allocated in the unpickler's arena; NULL when out of memory). */
 struct vt_pk *vt_pk_new(struct vt_unpickler *u, enum vt_pk_kind kind);
 struct vt_pk *vt_pk_ext(struct vt_unpickler *u, int type, void *p);
+/* An inert call record: callable(*args), never called. */
+struct vt_pk *vt_pk_call(struct vt_unpickler *u, struct vt_pk *callable, struct vt_pk *args);
 /* Appends key/value to a dict (duplicates are kept; lookups take the last). VT_ENOMEM or 0. */
 int vt_pk_dict_set(struct vt_unpickler *u, struct vt_pk *d, struct vt_pk *k, struct vt_pk *v);
 
@@ -116,6 +134,11 @@ int vt_pk_is_str(const struct vt_pk *v, const char *s);
 int vt_pk_seq_len(const struct vt_pk *v); /* items in a tuple/list, -1 otherwise */
 /* The state dict of an object (BUILD argument), or NULL. */
 struct vt_pk *vt_pk_obj_state(const struct vt_pk *obj);
+/* "module.name" of a GLOBAL, of an object record's class or of a call record's callable
+ * into buf; "" for anything else. */
+const char *vt_pk_class_path(const struct vt_pk *v, char *buf, size_t size);
+/* The class name (after the last dot) of an object record, or NULL. */
+const char *vt_pk_obj_class(const struct vt_pk *obj);
 
 /* ---- writer ---------------------------------------------------------------------------- */
 

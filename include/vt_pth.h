@@ -21,7 +21,9 @@
 
 enum vt_dtype {
 	VT_F32, VT_F64, VT_F16, VT_BF16, VT_I64, VT_I32, VT_I16, VT_I8, VT_U8, VT_BOOL,
-	VT_C64, VT_C128, VT_DTYPE_COUNT
+	VT_C64, VT_C128,
+	VT_QI8, VT_QU8, VT_QI32, /* quantized: the integer representation; see vt_tensor.qscheme */
+	VT_DTYPE_COUNT
 };
 
 struct vt_dtype_info {
@@ -69,6 +71,8 @@ struct vt_storage {
 	const struct vt_zip_entry *entry; /* zip record, or NULL for legacy */
 	uint64_t offset;         /* first data byte in the source file (stored records, legacy) */
 	int resolved;            /* legacy: offset known */
+	struct vt_storage *base; /* legacy views (pre-1.0): numel elements from element base_off of base */
+	uint64_t base_off;
 	/* VT_STORAGE_INIT */
 	struct vt_init init;
 	/* VT_STORAGE_MEM: numel elements of dtype (owned by whoever made the storage) */
@@ -83,9 +87,46 @@ struct vt_tensor {
 	int64_t offset;          /* in elements */
 	int requires_grad;
 	int is_param;            /* came from _rebuild_parameter (whole-model files) */
+	/* quantized tensors (_rebuild_qtensor): VT_QSCHEME_NONE for all others */
+	int qscheme;
+	double q_scale;          /* per tensor */
+	int64_t q_zero_point;
+	const struct vt_tensor *q_scales, *q_zero_points; /* per channel, along q_axis */
+	int64_t q_axis;
 };
 
-enum { VT_EXT_TENSOR = 1, VT_EXT_STORAGE = 2 };
+enum vt_qscheme {
+	VT_QSCHEME_NONE, VT_QSCHEME_PER_TENSOR_AFFINE, VT_QSCHEME_PER_CHANNEL_AFFINE,
+	VT_QSCHEME_PER_TENSOR_SYMMETRIC, VT_QSCHEME_PER_CHANNEL_SYMMETRIC,
+	VT_QSCHEME_PER_CHANNEL_AFFINE_FLOAT_QPARAMS, VT_QSCHEME_COUNT
+};
+extern const char *const vt_qscheme_names[VT_QSCHEME_COUNT]; /* "per_tensor_affine"... */
+
+/* numpy values met in training dicts: a dtype, and arrays (bytes kept, in the arena). */
+struct vt_np_dtype {
+	char kind;  /* 'f', 'i', 'u', 'b', 'c', or 0 when not understood */
+	int size;   /* bytes per element */
+	char order; /* '<', '>', '|' or '=' */
+};
+struct vt_np_array {
+	struct vt_np_dtype dtype;
+	int ndim;
+	int64_t shape[VT_MAX_DIMS];
+	int fortran;
+	const unsigned char *data; /* NULL when the data is not raw bytes (object arrays) */
+	size_t nbytes;
+};
+
+enum { VT_EXT_TENSOR = 1, VT_EXT_STORAGE = 2, VT_EXT_NP_DTYPE = 3, VT_EXT_NP_ARRAY = 4 };
+
+/* How the reader treats a global: a callable it turns into data (tensor rebuilders,
+ * containers, numpy scalars...), any other name (an inert symbol: classes become object
+ * records, calls call records), or a name on the denylist of code-execution and system
+ * primitives, which makes the file hostile. */
+enum vt_global_kind { VT_GLOBAL_DATA, VT_GLOBAL_SYMBOL, VT_GLOBAL_DANGEROUS };
+enum vt_global_kind vt_pth_global_kind(const char *module, const char *name);
+/* numpy's name for a dtype ("float64"), or NULL. */
+const char *vt_np_dtype_name(const struct vt_np_dtype *d, char *buf, size_t size);
 
 struct vt_pth {
 	struct vt_src src;
@@ -96,6 +137,7 @@ struct vt_pth {
 	struct vt_storage **storages;
 	size_t nstorages, storages_cap;
 	size_t *slots, nslots; /* hash index of storages by key: index + 1, 0 when empty */
+	int is_torchscript;      /* a torch.jit.save archive: data.pkl holds __torch__ objects */
 	char *name;              /* file name for messages (owned) */
 };
 
@@ -116,6 +158,8 @@ int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void *
 /* Gathers a tensor's elements (strides, offset) from its storage bytes as contiguous float32;
  * float64, float16 and bfloat16 are converted. */
 int vt_tensor_to_f32(const struct vt_tensor *t, const void *storage, float *out, struct vt_err *err);
+/* IEEE half to float. */
+float vt_half_to_float(uint16_t h);
 /* Checks every zip record CRC and that every tensor fits its storage. */
 int vt_pth_verify(struct vt_pth *pth, struct vt_err *err);
 

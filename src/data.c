@@ -425,7 +425,7 @@ static int np_build(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, struct
 	return 0;
 }
 
-static const struct vt_pk_hooks np_hooks = { np_find_class, NULL, np_reduce, np_build };
+static const struct vt_pk_hooks np_hooks = { np_find_class, NULL, np_reduce, np_build, NULL };
 
 /* A dict entry whose key is key as str or bytes (last one wins, as in Python). */
 static struct vt_pk *key_get(const struct vt_pk *d, const char *key)

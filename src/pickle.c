@@ -1,15 +1,17 @@
 /* pickle.c - the unpickler VM (see include/vt_pickle.h).
  *
- * Format: Python's pickle, binary opcodes of protocols 2-5 (CPython Lib/pickletools.py has
- * the reference table).  Supported: PROTO FRAME STOP MARK POP POP_MARK DUP NONE NEWTRUE
- * NEWFALSE BININT BININT1 BININT2 LONG1 LONG4 BINFLOAT BINUNICODE SHORT_BINUNICODE
- * BINUNICODE8 BINSTRING SHORT_BINSTRING BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8
+ * Format: Python's pickle, protocols 0 to 5 (CPython Lib/pickletools.py has the reference
+ * table).  Supported: PROTO FRAME STOP MARK POP POP_MARK DUP NONE NEWTRUE NEWFALSE
+ * INT BININT BININT1 BININT2 LONG LONG1 LONG4 FLOAT BINFLOAT STRING BINSTRING SHORT_BINSTRING
+ * UNICODE BINUNICODE SHORT_BINUNICODE BINUNICODE8 BINBYTES SHORT_BINBYTES BINBYTES8 BYTEARRAY8
  * EMPTY_TUPLE TUPLE TUPLE1-3 EMPTY_LIST LIST APPEND APPENDS EMPTY_DICT DICT SETITEM
- * SETITEMS EMPTY_SET ADDITEMS FROZENSET GLOBAL STACK_GLOBAL REDUCE BUILD NEWOBJ NEWOBJ_EX
- * BINPUT LONG_BINPUT MEMOIZE BINGET LONG_BINGET BINPERSID.
- * Not supported (refused with the opcode and offset): the text opcodes of protocol 0
- * (INT, LONG, FLOAT, STRING, UNICODE, PUT, GET, PERSID), INST, OBJ, EXT1/2/4, NEXT_BUFFER,
- * READONLY_BUFFER, and integers wider than 64 bits.
+ * SETITEMS EMPTY_SET ADDITEMS FROZENSET GLOBAL STACK_GLOBAL REDUCE INST OBJ BUILD NEWOBJ
+ * NEWOBJ_EX PUT BINPUT LONG_BINPUT MEMOIZE GET BINGET LONG_BINGET PERSID BINPERSID.
+ * Python 2 strings (STRING, BINSTRING, SHORT_BINSTRING) become text when they are valid
+ * UTF-8, as torch.load's default encoding='utf-8' makes them, and bytes otherwise.
+ * Not supported (refused with the opcode and offset): EXT1/2/4 (the copyreg extension
+ * registry, empty unless a program fills it), NEXT_BUFFER, READONLY_BUFFER, and integers
+ * wider than 64 bits.
  *
  * Limits: a memo index may not exceed twice the bytes read so far plus 64 (Python's own
  * picklers number the memo densely, so a real file is far below), the stack and memo grow
@@ -21,6 +23,9 @@
  */
 #include "vt_pickle.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +98,36 @@ struct vt_pk *vt_pk_ext(struct vt_unpickler *u, int type, void *p)
 		v->u.ext.p = p;
 	}
 	return v;
+}
+
+struct vt_pk *vt_pk_call(struct vt_unpickler *u, struct vt_pk *callable, struct vt_pk *args)
+{
+	struct vt_pk *v = vt_pk_new(u, VT_PK_OBJECT);
+
+	if (v) {
+		v->u.obj.cls = callable;
+		v->u.obj.args = args;
+		v->u.obj.call = 1;
+	}
+	return v;
+}
+
+const char *vt_pk_class_path(const struct vt_pk *v, char *buf, size_t size)
+{
+	if (v && v->kind == VT_PK_OBJECT)
+		v = v->u.obj.cls;
+	if (v && v->kind == VT_PK_GLOBAL)
+		snprintf(buf, size, "%s.%s", v->u.global.module, v->u.global.name);
+	else if (size)
+		buf[0] = '\0';
+	return buf;
+}
+
+const char *vt_pk_obj_class(const struct vt_pk *obj)
+{
+	if (!obj || obj->kind != VT_PK_OBJECT || !obj->u.obj.cls || obj->u.obj.cls->kind != VT_PK_GLOBAL)
+		return NULL;
+	return obj->u.obj.cls->u.global.name;
 }
 
 struct vt_pk *vt_pk_dict_get(const struct vt_pk *dict, const char *key)
@@ -226,28 +261,54 @@ static int take_le(struct vt_unpickler *u, int n, uint64_t *v, struct vt_err *er
 	return rc;
 }
 
-/* Reads a text line (GLOBAL operands), at most 256 bytes, into the arena. */
-static int take_line(struct vt_unpickler *u, char **out, struct vt_err *err)
+/* Reads a text line of protocol 0 (its '\n' dropped) into the arena: at most max bytes. */
+static int take_line_n(struct vt_unpickler *u, char **out, size_t *len, size_t max, struct vt_err *err)
 {
-	char line[257];
-	size_t n = 0;
+	char *line = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t at = u->pos;
 
 	for (;;) {
-		int rc = take(u, &line[n], 1, err);
-		if (rc)
+		char c;
+		int rc = take(u, &c, 1, err);
+		if (rc) {
+			free(line);
 			return rc;
-		if (line[n] == '\n')
+		}
+		if (c == '\n')
 			break;
-		if (++n == sizeof(line) - 1)
-			return vt_err_set(err, VT_EFORMAT, "pickle: GLOBAL name longer than 256 bytes at offset %llu",
-					  (unsigned long long)u->pos);
+		if (n == max) {
+			free(line);
+			return vt_err_set(err, VT_EFORMAT, "pickle: text operand longer than %zu bytes at offset %llu",
+					  max, (unsigned long long)at);
+		}
+		if (n == cap) {
+			char *p = realloc(line, cap = cap ? 2 * cap : 64);
+			if (!p) {
+				free(line);
+				return vt_err_set(err, VT_ENOMEM, "pickle: out of memory");
+			}
+			line = p;
+		}
+		line[n++] = c;
 	}
-	line[n] = '\0';
 	*out = vt_arena_alloc(&u->arena, n + 1);
-	if (!*out)
-		return VT_ENOMEM;
-	memcpy(*out, line, n + 1);
-	return 0;
+	if (*out) {
+		if (n)
+			memcpy(*out, line, n);
+		(*out)[n] = '\0';
+	}
+	free(line);
+	*len = n;
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "pickle: out of memory");
+}
+
+/* A GLOBAL/INST operand: a module or attribute name, at most 256 bytes. */
+static int take_line(struct vt_unpickler *u, char **out, struct vt_err *err)
+{
+	size_t n;
+
+	return take_line_n(u, out, &n, 256, err);
 }
 
 /* ---- stack ----------------------------------------------------------------------------- */
@@ -346,7 +407,46 @@ static size_t memo_count(const struct vt_unpickler *u)
 
 /* ---- opcode handlers ------------------------------------------------------------------- */
 
-static int op_string(struct vt_unpickler *u, enum vt_pk_kind kind, int lenbytes, struct vt_err *err)
+static int utf8_valid(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = p[i], k, j;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		k = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : 0;
+		if (!k || c >= 0xf5 || n - i <= k)
+			return 0;
+		for (j = 1; j <= k; j++)
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += k + 1;
+	}
+	return 1;
+}
+
+/* Pushes n bytes as a string value; py2: a Python 2 str, text when it is valid UTF-8. */
+static int push_string(struct vt_unpickler *u, enum vt_pk_kind kind, int py2, const char *p, size_t n,
+		       struct vt_err *err)
+{
+	struct vt_pk *v;
+
+	if (py2)
+		kind = utf8_valid((const unsigned char *)p, n) ? VT_PK_STR : VT_PK_BYTES;
+	v = vt_pk_new(u, kind);
+	if (!v || !(v->u.str.s = vt_arena_alloc(&u->arena, n + 1)))
+		return vt_err_set(err, VT_ENOMEM, "pickle: out of memory");
+	if (n)
+		memcpy(v->u.str.s, p, n);
+	v->u.str.s[n] = '\0';
+	v->u.str.len = n;
+	return push(u, v, err);
+}
+
+static int op_string(struct vt_unpickler *u, enum vt_pk_kind kind, int lenbytes, int py2, struct vt_err *err)
 {
 	uint64_t n;
 	struct vt_pk *v;
@@ -363,6 +463,162 @@ static int op_string(struct vt_unpickler *u, enum vt_pk_kind kind, int lenbytes,
 	if ((rc = take(u, v->u.str.s, (size_t)n, err)))
 		return rc;
 	v->u.str.s[n] = '\0';
+	if (py2)
+		v->kind = utf8_valid((unsigned char *)v->u.str.s, (size_t)n) ? VT_PK_STR : VT_PK_BYTES;
+	return push(u, v, err);
+}
+
+/* ---- protocol 0: operands as text lines ---------------------------------------------- */
+
+#define TEXT_MAX ((size_t)1 << 28)
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static size_t put_utf8(char *o, uint32_t c)
+{
+	if (c < 0x80) {
+		o[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		o[0] = (char)(0xc0 | (c >> 6));
+		o[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | (c >> 12));
+		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | (c >> 18));
+	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* STRING: a Python 2 str literal, 'text' or "text", with backslash escapes. */
+static int op_text_string(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
+{
+	char *line, *o, *p;
+	size_t n, len = 0;
+	int rc = take_line_n(u, &line, &n, TEXT_MAX, err);
+
+	if (rc)
+		return rc;
+	if (n < 2 || (line[0] != '\'' && line[0] != '"') || line[n - 1] != line[0])
+		return vt_err_set(err, VT_EFORMAT, "pickle: STRING operand is not quoted at offset %llu",
+				  (unsigned long long)at);
+	o = line; /* decoding only shrinks: in place */
+	for (p = line + 1; p < line + n - 1; p++) {
+		int c = (unsigned char)*p;
+		if (c == '\\' && p + 1 < line + n - 1) {
+			c = (unsigned char)*++p;
+			switch (c) {
+			case 'n': c = '\n'; break;
+			case 't': c = '\t'; break;
+			case 'r': c = '\r'; break;
+			case 'a': c = '\a'; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'v': c = '\v'; break;
+			case 'x':
+				if (p + 2 < line + n - 1 && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
+					c = hexval(p[1]) * 16 + hexval(p[2]);
+					p += 2;
+				}
+				break;
+			default:
+				if (c >= '0' && c <= '7') {
+					int v = c - '0', k;
+					for (k = 0; k < 2 && p + 1 < line + n - 1 && p[1] >= '0' && p[1] <= '7'; k++)
+						v = v * 8 + (*++p - '0');
+					c = v & 0xff;
+				}
+				break;
+			}
+		}
+		o[len++] = (char)c;
+	}
+	return push_string(u, VT_PK_STR, 1, line, len, err);
+}
+
+/* UNICODE: raw-unicode-escape text: latin-1 bytes with \uXXXX and \UXXXXXXXX escapes. */
+static int op_text_unicode(struct vt_unpickler *u, struct vt_err *err)
+{
+	char *line, *o;
+	size_t n, i, len = 0;
+	int rc = take_line_n(u, &line, &n, TEXT_MAX, err);
+
+	if (rc)
+		return rc;
+	if (n > SIZE_MAX / 4 || !(o = vt_arena_alloc(&u->arena, 4 * n + 1)))
+		return vt_err_set(err, VT_ENOMEM, "pickle: out of memory");
+	for (i = 0; i < n; i++) {
+		uint32_t c = (unsigned char)line[i];
+		int digits = 0, k, ok = 1;
+		if (c == '\\' && i + 1 < n && (line[i + 1] == 'u' || line[i + 1] == 'U'))
+			digits = line[i + 1] == 'u' ? 4 : 8;
+		if (digits && i + 2 + (size_t)digits <= n) {
+			uint32_t v = 0;
+			for (k = 0; k < digits; k++) {
+				int h = hexval(line[i + 2 + (size_t)k]);
+				if (h < 0)
+					ok = 0;
+				v = v * 16 + (uint32_t)(h < 0 ? 0 : h);
+			}
+			if (ok && v < 0x110000) {
+				c = v;
+				i += 1 + (size_t)digits;
+			}
+		}
+		len += put_utf8(o + len, c);
+	}
+	return push_string(u, VT_PK_STR, 0, o, len, err);
+}
+
+/* INT (also the bools I00/I01), LONG (trailing L) and PUT/GET operands. */
+static int text_int(struct vt_unpickler *u, int64_t *v, int *is_bool, uint64_t at, struct vt_err *err)
+{
+	char *line, *end;
+	size_t n;
+	long long x;
+	int rc = take_line_n(u, &line, &n, 64, err);
+
+	if (rc)
+		return rc;
+	if (is_bool)
+		*is_bool = strcmp(line, "00") == 0 ? 1 : strcmp(line, "01") == 0 ? 2 : 0;
+	if (n && line[n - 1] == 'L')
+		line[--n] = '\0';
+	errno = 0;
+	x = strtoll(line, &end, 10);
+	if (!n || *end || errno)
+		return vt_err_set(err, errno ? VT_EUNSUPPORTED : VT_EFORMAT,
+				  "pickle: '%s' is not a 64-bit integer at offset %llu", line, (unsigned long long)at);
+	*v = x;
+	return 0;
+}
+
+static int op_text_float(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
+{
+	char *line, *end;
+	size_t n;
+	struct vt_pk *v;
+	int rc = take_line_n(u, &line, &n, 64, err);
+
+	if (rc)
+		return rc;
+	v = vt_pk_new(u, VT_PK_FLOAT);
+	if (v)
+		v->u.f = strtod(line, &end);
+	if (v && (!n || *end))
+		return vt_err_set(err, VT_EFORMAT, "pickle: '%s' is not a float at offset %llu", line,
+				  (unsigned long long)at);
 	return push(u, v, err);
 }
 
@@ -394,6 +650,20 @@ static int op_long(struct vt_unpickler *u, int lenbytes, uint64_t at, struct vt_
 	return op_int(u, (int64_t)v, err);
 }
 
+static void note(struct vt_unpickler *u, enum vt_pk_event ev, const struct vt_pk *what, uint64_t at)
+{
+	if (u->hooks && u->hooks->note)
+		u->hooks->note(u->ctx, ev, what, at);
+}
+
+/* The items beside an object record (a dict or list subclass), made on first use. */
+static struct vt_pk *obj_items(struct vt_unpickler *u, struct vt_pk *obj, enum vt_pk_kind kind)
+{
+	if (!obj->u.obj.items)
+		obj->u.obj.items = vt_pk_new(u, kind);
+	return obj->u.obj.items && obj->u.obj.items->kind == kind ? obj->u.obj.items : NULL;
+}
+
 static int op_global(struct vt_unpickler *u, const char *module, const char *name, struct vt_err *err)
 {
 	struct vt_pk *v;
@@ -409,6 +679,7 @@ static int op_global(struct vt_unpickler *u, const char *module, const char *nam
 		v->u.global.module = module;
 		v->u.global.name = name;
 		v->u.global.tag = tag;
+		note(u, VT_PK_EV_GLOBAL, v, u->pos);
 	}
 	return push(u, v, err);
 }
@@ -441,6 +712,8 @@ static int op_appends(struct vt_unpickler *u, size_t first, uint64_t at, struct 
 		return vt_err_set(err, VT_EFORMAT, "pickle: APPENDS without a list at offset %llu",
 				  (unsigned long long)at);
 	seq = u->stack[first - 1];
+	if (seq->kind == VT_PK_OBJECT && !(seq = obj_items(u, seq, VT_PK_LIST)))
+		return vt_err_set(err, VT_ENOMEM, "pickle: out of memory");
 	if (seq->kind != VT_PK_LIST && seq->kind != VT_PK_SET)
 		return vt_err_set(err, VT_EFORMAT, "pickle: APPEND to a non-list at offset %llu",
 				  (unsigned long long)at);
@@ -460,6 +733,9 @@ static int op_setitems(struct vt_unpickler *u, size_t first, uint64_t at, struct
 		return vt_err_set(err, VT_EFORMAT, "pickle: SETITEMS with an odd item count or no dict at offset %llu",
 				  (unsigned long long)at);
 	d = u->stack[first - 1];
+	if (d->kind == VT_PK_OBJECT && !(d = obj_items(u, d, VT_PK_DICT)))
+		return vt_err_set(err, VT_EFORMAT, "pickle: SETITEM on an object that took APPENDs at offset %llu",
+				  (unsigned long long)at);
 	if (d->kind != VT_PK_DICT)
 		return vt_err_set(err, VT_EFORMAT, "pickle: SETITEM on a non-dict at offset %llu",
 				  (unsigned long long)at);
@@ -470,16 +746,19 @@ static int op_setitems(struct vt_unpickler *u, size_t first, uint64_t at, struct
 	return 0;
 }
 
-static int op_reduce(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
+/* A call: REDUCE, INST or OBJ.  A global goes to the reduce hook; any other callable (the
+ * result of another call, say) becomes a call record. */
+static int call(struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args, uint64_t at, struct vt_err *err)
 {
-	struct vt_pk *fn, *args, *out = NULL;
+	struct vt_pk *out = NULL;
 	int rc;
 
-	if ((rc = pop(u, &args, at, err)) || (rc = pop(u, &fn, at, err)))
-		return rc;
-	if (fn->kind != VT_PK_GLOBAL || args->kind != VT_PK_TUPLE)
-		return vt_err_set(err, VT_EFORMAT, "pickle: REDUCE of a non-global or without an argument tuple at offset %llu",
+	if (args->kind != VT_PK_TUPLE)
+		return vt_err_set(err, VT_EFORMAT, "pickle: REDUCE without an argument tuple at offset %llu",
 				  (unsigned long long)at);
+	note(u, VT_PK_EV_CALL, fn, at);
+	if (fn->kind != VT_PK_GLOBAL)
+		return push(u, vt_pk_call(u, fn, args), err);
 	if (!u->hooks || !u->hooks->reduce)
 		return vt_err_set(err, VT_EUNSAFE, "pickle: call of '%s.%s' is not allowed",
 				  fn->u.global.module, fn->u.global.name);
@@ -487,6 +766,39 @@ static int op_reduce(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
 	if (rc)
 		return vt_err_prefix(err, "at offset %llu", (unsigned long long)at);
 	return push(u, out, err);
+}
+
+static int op_reduce(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
+{
+	struct vt_pk *fn, *args;
+	int rc;
+
+	if ((rc = pop(u, &args, at, err)) || (rc = pop(u, &fn, at, err)))
+		return rc;
+	return call(u, fn, args, at, err);
+}
+
+/* INST module name (MARK args...) and OBJ (MARK cls args...): protocol 0/1 instantiation;
+ * cls is NULL for OBJ. */
+static int op_inst(struct vt_unpickler *u, struct vt_pk *cls, uint64_t at, struct vt_err *err)
+{
+	struct vt_pk *args;
+	size_t first = 0;
+	int rc, is_obj = !cls;
+
+	if ((rc = pop_mark(u, &first, at, err)))
+		return rc;
+	if (is_obj) {
+		if (u->sp == first)
+			return vt_err_set(err, VT_EFORMAT, "pickle: OBJ without a class at offset %llu",
+					  (unsigned long long)at);
+		cls = u->stack[first++];
+	}
+	if ((rc = op_tuple(u, first, err)))
+		return rc;
+	args = u->stack[--u->sp];
+	u->sp = is_obj ? first - 1 : first; /* OBJ: the class goes too */
+	return call(u, cls, args, at, err);
 }
 
 static int op_newobj(struct vt_unpickler *u, uint64_t at, int ex, struct vt_err *err)
@@ -501,6 +813,7 @@ static int op_newobj(struct vt_unpickler *u, uint64_t at, int ex, struct vt_err 
 	if (cls->kind != VT_PK_GLOBAL || args->kind != VT_PK_TUPLE)
 		return vt_err_set(err, VT_EFORMAT, "pickle: NEWOBJ of a non-class at offset %llu",
 				  (unsigned long long)at);
+	note(u, VT_PK_EV_NEWOBJ, cls, at);
 	o = vt_pk_new(u, VT_PK_OBJECT);
 	if (o) {
 		o->u.obj.cls = cls;
@@ -518,6 +831,7 @@ static int op_build(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
 		return rc;
 	switch (obj->kind) {
 	case VT_PK_OBJECT:
+		note(u, VT_PK_EV_BUILD, obj, at);
 		obj->u.obj.state = state;
 		return 0;
 	case VT_PK_DICT: /* OrderedDict state: its attributes, e.g. a state_dict's _metadata */
@@ -535,7 +849,7 @@ static int op_build(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
 
 static int op_persid(struct vt_unpickler *u, uint64_t at, struct vt_err *err)
 {
-	struct vt_pk *pid, *out = NULL;
+	struct vt_pk *pid = NULL, *out = NULL;
 	int rc;
 
 	if ((rc = pop(u, &pid, at, err)))
@@ -630,20 +944,68 @@ static int step(struct vt_unpickler *u, unsigned char op, uint64_t at, int *stop
 		return push(u, a, err);
 	}
 	case 'X':
-		return op_string(u, VT_PK_STR, 4, err);
+		return op_string(u, VT_PK_STR, 4, 0, err);
 	case 0x8c:
-		return op_string(u, VT_PK_STR, 1, err);
+		return op_string(u, VT_PK_STR, 1, 0, err);
 	case 0x8d:
-		return op_string(u, VT_PK_STR, 8, err);
-	case 'T': /* python-2 str: bytes (as with encoding='bytes') */
-	case 'B':
-		return op_string(u, VT_PK_BYTES, 4, err);
+		return op_string(u, VT_PK_STR, 8, 0, err);
+	case 'T': /* Python 2 str */
+		return op_string(u, VT_PK_BYTES, 4, 1, err);
 	case 'U':
+		return op_string(u, VT_PK_BYTES, 1, 1, err);
+	case 'B':
+		return op_string(u, VT_PK_BYTES, 4, 0, err);
 	case 'C':
-		return op_string(u, VT_PK_BYTES, 1, err);
+		return op_string(u, VT_PK_BYTES, 1, 0, err);
 	case 0x8e:
 	case 0x96:
-		return op_string(u, VT_PK_BYTES, 8, err);
+		return op_string(u, VT_PK_BYTES, 8, 0, err);
+	case 'S':
+		return op_text_string(u, at, err);
+	case 'V':
+		return op_text_unicode(u, err);
+	case 'F':
+		return op_text_float(u, at, err);
+	case 'I':
+	case 'L': {
+		int64_t v;
+		int is_bool;
+		if ((rc = text_int(u, &v, &is_bool, at, err)))
+			return rc;
+		if (op == 'I' && is_bool) {
+			a = vt_pk_new(u, VT_PK_BOOL);
+			if (a)
+				a->u.b = is_bool == 2;
+			return push(u, a, err);
+		}
+		return op_int(u, v, err);
+	}
+	case 'p':
+	case 'g': {
+		int64_t v;
+		if ((rc = text_int(u, &v, NULL, at, err)))
+			return rc;
+		if (v < 0)
+			return vt_err_set(err, VT_EFORMAT, "pickle: negative memo index at offset %llu",
+					  (unsigned long long)at);
+		return op == 'p' ? memo_put(u, (uint64_t)v, at, err) : memo_get(u, (uint64_t)v, at, err);
+	}
+	case 'P': {
+		char *line;
+		size_t len;
+		if ((rc = take_line_n(u, &line, &len, TEXT_MAX, err)) || (rc = push_string(u, VT_PK_STR, 1, line, len, err)))
+			return rc;
+		return op_persid(u, at, err);
+	}
+	case 'i': {
+		char *module, *name;
+		if ((rc = take_line(u, &module, err)) || (rc = take_line(u, &name, err)) ||
+		    (rc = op_global(u, module, name, err)))
+			return rc;
+		return op_inst(u, u->stack[--u->sp], at, err);
+	}
+	case 'o':
+		return op_inst(u, NULL, at, err);
 	case ')':
 		return op_tuple(u, u->sp, err);
 	case 't':

@@ -5,10 +5,14 @@
  * pickles: magic number, protocol version 1001, sys_info, the object, the storage keys, then
  * each storage as an int64 element count and its bytes (section 3).
  *
- * torch knowledge lives in the three unpickler hooks below: find_class (the allow-list),
- * persistent_load (storages) and reduce (tensor rebuild functions, OrderedDict, set).
- * Not supported: legacy view metadata (files from before PyTorch 1.0), the pre-0.3 tar
- * layout, big-endian files, quantized, sparse and meta tensors, TorchScript archives.
+ * torch knowledge lives in the unpickler hooks below: find_class (known names, and the
+ * denylist that makes a file hostile), persistent_load (storages, with the views of pre-1.0
+ * legacy files) and reduce (the callables that become data: tensor, parameter and quantized
+ * tensor rebuilders, OrderedDict, set, torch.Size/device, numpy scalars, dtypes and arrays,
+ * _codecs.encode, copyreg._reconstructor, defaultdict).  Any other class or function is an
+ * inert symbol: NEWOBJ of it makes an object record, REDUCE a call record.  Nothing is called.
+ * TorchScript archives read like torch.save files (their data.pkl).
+ * Not supported: the pre-0.3 tar layout, big-endian files, sparse and meta tensors.
  */
 #include "vt_pth.h"
 
@@ -29,6 +33,9 @@ static const struct vt_dtype_info dtypes[VT_DTYPE_COUNT] = {
 	[VT_BOOL] = { "bool", "BoolStorage", 1 },
 	[VT_C64] = { "complex64", "ComplexFloatStorage", 8 },
 	[VT_C128] = { "complex128", "ComplexDoubleStorage", 16 },
+	[VT_QI8] = { "qint8", "QInt8Storage", 1 },
+	[VT_QU8] = { "quint8", "QUInt8Storage", 1 },
+	[VT_QI32] = { "qint32", "QInt32Storage", 4 },
 };
 
 const struct vt_dtype_info *vt_dtype_info(int dtype)
@@ -61,48 +68,126 @@ static struct vt_storage *pk_storage(const struct vt_pk *v)
 	return v && v->kind == VT_PK_EXT && v->u.ext.type == VT_EXT_STORAGE ? v->u.ext.p : NULL;
 }
 
-/* ---- find_class: the allow-list ------------------------------------------------------- */
+/* ---- find_class: known names, the denylist, and symbols --------------------------------- */
 
 enum tag {
-	T_ORDEREDDICT, T_SET, T_REBUILD_V1, T_REBUILD_V2, T_REBUILD_V3, T_REBUILD_PARAM,
-	T_REBUILD_PARAM_STATE, T_REBUILD_FROM_TYPE, T_INERT_TYPE, T_SIZE, T_DEVICE, T_MODULE,
+	T_SYMBOL, T_ORDEREDDICT, T_SET, T_FROZENSET, T_BYTEARRAY, T_DEFAULTDICT, T_COUNTER,
+	T_REBUILD_V1, T_REBUILD_V2, T_REBUILD_V3, T_REBUILD_PARAM, T_REBUILD_PARAM_STATE,
+	T_REBUILD_FROM_TYPE, T_REBUILD_QTENSOR, T_SIZE, T_DEVICE, T_RECONSTRUCTOR, T_NEWOBJ, T_CODECS_ENCODE,
+	T_NP_SCALAR, T_NP_DTYPE, T_NP_RECONSTRUCT,
 	T_STORAGE = 100, /* + dtype */
 	T_DTYPE = 200,   /* + dtype */
+	T_QSCHEME = 250, /* + enum vt_qscheme */
 	T_UNTYPED_STORAGE = 300
 };
 
+const char *const vt_qscheme_names[VT_QSCHEME_COUNT] = {
+	"", "per_tensor_affine", "per_channel_affine", "per_tensor_symmetric", "per_channel_symmetric",
+	"per_channel_affine_float_qparams"
+};
+
+/* Callables whose result vggtl builds as data; every other REDUCE is a call record. */
 static const struct {
 	const char *module, *name;
 	int tag;
-} allowed[] = {
+} known[] = {
 	{ "collections", "OrderedDict", T_ORDEREDDICT },
+	{ "collections", "defaultdict", T_DEFAULTDICT },
+	{ "collections", "Counter", T_COUNTER },
 	{ "builtins", "set", T_SET },
 	{ "__builtin__", "set", T_SET },
+	{ "builtins", "frozenset", T_FROZENSET },
+	{ "__builtin__", "frozenset", T_FROZENSET },
+	{ "builtins", "bytearray", T_BYTEARRAY },
+	{ "__builtin__", "bytearray", T_BYTEARRAY },
+	{ "copyreg", "_reconstructor", T_RECONSTRUCTOR },
+	{ "copy_reg", "_reconstructor", T_RECONSTRUCTOR },
+	{ "copyreg", "__newobj__", T_NEWOBJ },
+	{ "copy_reg", "__newobj__", T_NEWOBJ },
+	{ "_codecs", "encode", T_CODECS_ENCODE },
 	{ "torch._utils", "_rebuild_tensor", T_REBUILD_V1 },
 	{ "torch._utils", "_rebuild_tensor_v2", T_REBUILD_V2 },
 	{ "torch._utils", "_rebuild_tensor_v3", T_REBUILD_V3 },
 	{ "torch._utils", "_rebuild_parameter", T_REBUILD_PARAM },
 	{ "torch._utils", "_rebuild_parameter_with_state", T_REBUILD_PARAM_STATE },
+	{ "torch._utils", "_rebuild_qtensor", T_REBUILD_QTENSOR },
 	{ "torch._tensor", "_rebuild_from_type_v2", T_REBUILD_FROM_TYPE },
-	{ "torch.nn.parameter", "Parameter", T_INERT_TYPE },
-	{ "torch", "Tensor", T_INERT_TYPE },
 	{ "torch", "Size", T_SIZE },
 	{ "torch", "device", T_DEVICE },
 	{ "torch.storage", "UntypedStorage", T_UNTYPED_STORAGE },
 	{ "torch", "UntypedStorage", T_UNTYPED_STORAGE },
-	{ "torchvision.models.vgg", "VGG", T_MODULE },
-	{ "torch.nn.modules.container", "Sequential", T_MODULE },
-	{ "torch.nn.modules.conv", "Conv2d", T_MODULE },
-	{ "torch.nn.modules.batchnorm", "BatchNorm2d", T_MODULE },
-	{ "torch.nn.modules.activation", "ReLU", T_MODULE },
-	{ "torch.nn.modules.pooling", "MaxPool2d", T_MODULE },
-	{ "torch.nn.modules.pooling", "AdaptiveAvgPool2d", T_MODULE },
-	{ "torch.nn.modules.linear", "Linear", T_MODULE },
-	{ "torch.nn.modules.dropout", "Dropout", T_MODULE },
-	{ "torch.nn.modules.flatten", "Flatten", T_MODULE },
-	{ "torch.nn.parallel.data_parallel", "DataParallel", T_MODULE },
-	{ "torch.nn.parallel.distributed", "DistributedDataParallel", T_MODULE },
+	{ "numpy.core.multiarray", "scalar", T_NP_SCALAR },
+	{ "numpy._core.multiarray", "scalar", T_NP_SCALAR },
+	{ "numpy", "dtype", T_NP_DTYPE },
+	{ "numpy.core.multiarray", "_reconstruct", T_NP_RECONSTRUCT },
+	{ "numpy._core.multiarray", "_reconstruct", T_NP_RECONSTRUCT },
 };
+
+/* Code execution and system access: whole modules, then single names (after picklescan's
+ * and modelscan's lists, widened). A file that names any of them is hostile. */
+static const char *const denied_modules[] = {
+	"os", "posix", "nt", "posixpath", "ntpath", "subprocess", "sys", "socket", "shutil", "runpy",
+	"importlib", "imp", "pkgutil", "zipimport", "pickle", "_pickle", "cPickle", "dill", "joblib",
+	"marshal", "ctypes", "_ctypes", "code", "codeop", "pty", "webbrowser", "commands", "popen2",
+	"multiprocessing", "asyncio", "threading", "_thread", "thread", "signal", "requests", "httplib",
+	"http", "urllib", "urllib2", "urllib3", "ftplib", "telnetlib", "smtplib", "poplib", "imaplib",
+	"xmlrpc", "bdb", "pdb", "trace", "timeit", "profile", "cProfile", "platform", "tempfile",
+	"glob", "io", "_io", "fileinput", "site", "sysconfig", "setuptools", "distutils", "pip",
+	"venv", "ensurepip", "builtins.__import__", "aiohttp", "paramiko", "pexpect", "sh",
+	"torch.hub", "torch.utils.cpp_extension", "torch._dynamo", "torch._inductor", "torch.fx.experimental",
+	"torch.jit", "torch.package", "numpy.testing", "numpy.distutils", "numpy.f2py", "pydoc",
+	"linecache", "logging.config", "_posixsubprocess", "_winapi", "msvcrt", "winreg", "_winreg",
+	"gc", "inspect", "atexit", "_operator",
+	NULL
+};
+static const struct {
+	const char *module, *name;
+} denied_names[] = {
+	{ "builtins", "eval" }, { "builtins", "exec" }, { "builtins", "execfile" }, { "builtins", "compile" },
+	{ "builtins", "open" }, { "builtins", "__import__" }, { "builtins", "getattr" }, { "builtins", "setattr" },
+	{ "builtins", "delattr" }, { "builtins", "globals" }, { "builtins", "locals" }, { "builtins", "vars" },
+	{ "builtins", "input" }, { "builtins", "raw_input" }, { "builtins", "breakpoint" }, { "builtins", "apply" },
+	{ "builtins", "file" }, { "builtins", "reload" }, { "builtins", "help" }, { "builtins", "exit" },
+	{ "builtins", "quit" }, { "builtins", "type" }, { "builtins", "memoryview" }, { "builtins", "super" },
+	{ "builtins", "classmethod" }, { "builtins", "staticmethod" }, { "builtins", "property" },
+	{ "torch", "load" }, { "torch.serialization", "load" }, { "torch", "_load_global_deps" },
+	{ "torch.storage", "_load_from_bytes" }, { "numpy", "load" }, { "numpy.lib.npyio", "load" },
+	{ "numpy", "fromfile" }, { "numpy", "loadtxt" }, { "torch.utils.data.datapipes.utils.decoder", "basichandlers" },
+	{ "operator", "attrgetter" }, { "operator", "methodcaller" }, { "operator", "getitem" },
+	{ "types", "FunctionType" }, { "types", "CodeType" }, { "types", "MethodType" }, { "types", "ModuleType" },
+	{ "types", "LambdaType" }, { "types", "BuiltinFunctionType" },
+};
+
+static int module_is(const char *module, const char *m)
+{
+	size_t n = strlen(m);
+
+	return strncmp(module, m, n) == 0 && (module[n] == '\0' || module[n] == '.');
+}
+
+enum vt_global_kind vt_pth_global_kind(const char *module, const char *name)
+{
+	const char *mod = module;
+	size_t i;
+
+	if (strcmp(module, "__builtin__") == 0 || strcmp(module, "__builtins__") == 0)
+		mod = "builtins"; /* Python 2's name, as pickle's fix_imports maps it */
+	for (i = 0; denied_modules[i]; i++)
+		if (module_is(mod, denied_modules[i]))
+			return VT_GLOBAL_DANGEROUS;
+	for (i = 0; i < sizeof(denied_names) / sizeof(denied_names[0]); i++)
+		if (strcmp(mod, denied_names[i].module) == 0 && strcmp(name, denied_names[i].name) == 0)
+			return VT_GLOBAL_DANGEROUS;
+	/* protocol 4 resolves dotted names attribute by attribute: 'getattr.__self__' */
+	if (strchr(name, '.') && strstr(name, "__"))
+		return VT_GLOBAL_DANGEROUS;
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(known[i].module, module) == 0 && strcmp(known[i].name, name) == 0)
+			return VT_GLOBAL_DATA;
+	if (module_is(module, "torch") && strstr(name, "Storage"))
+		return VT_GLOBAL_DATA;
+	return VT_GLOBAL_SYMBOL;
+}
 
 static int find_class(void *ctx, const char *module, const char *name, struct vt_err *err)
 {
@@ -110,21 +195,27 @@ static int find_class(void *ctx, const char *module, const char *name, struct vt
 	int d;
 
 	(void)ctx;
-	for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (strcmp(allowed[i].module, module) == 0 && strcmp(allowed[i].name, name) == 0)
-			return allowed[i].tag;
+	if (vt_pth_global_kind(module, name) == VT_GLOBAL_DANGEROUS)
+		return vt_err_set(err, VT_EUNSAFE,
+				  "global '%s.%s' is not allowed: it can run code or reach the system; vggtl never runs code from a file (see 'vggtl scan')",
+				  module, name);
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(known[i].module, module) == 0 && strcmp(known[i].name, name) == 0)
+			return known[i].tag;
+	if (strcmp(module, "torch") == 0)
+		for (d = 1; d < VT_QSCHEME_COUNT; d++)
+			if (strcmp(name, vt_qscheme_names[d]) == 0)
+				return T_QSCHEME + d;
 	/* storage classes: torch.FloatStorage, torch.cuda.FloatStorage (the module is ignored,
 	 * as torch's own loader does) */
-	if (strncmp(module, "torch", 5) == 0 && (module[5] == '\0' || module[5] == '.'))
+	if (module_is(module, "torch"))
 		for (d = 0; d < VT_DTYPE_COUNT; d++) {
 			if (strcmp(name, dtypes[d].storage) == 0)
 				return T_STORAGE + d;
 			if (strcmp(module, "torch") == 0 && strcmp(name, dtypes[d].name) == 0)
 				return T_DTYPE + d;
 		}
-	return vt_err_set(err, VT_EUNSAFE,
-			  "global '%s.%s' is not allowed: vggtl loads tensors and VGG modules only, and never runs code from a file",
-			  module, name);
+	return T_SYMBOL;
 }
 
 /* ---- persistent_load: storages -------------------------------------------------------- */
@@ -226,14 +317,17 @@ static int persistent_load(void *ctx, struct vt_unpickler *u, struct vt_pk *pid,
 		return 0;
 	}
 	if (!vt_pk_is_str(it[0], "storage") || (n != 5 && n != 6))
-		return vt_err_set(err, VT_EFORMAT, "persistent id is not ('storage', class, key, location, numel)");
+		return vt_err_set(err, VT_EFORMAT, "persistent id is not ('storage', class, key, location, numel[, view])");
 	dtype = storage_class_dtype(it[1]);
 	if (dtype < 0)
 		return vt_err_set(err, VT_EFORMAT, "persistent id names no storage class");
 	if (it[2]->kind != VT_PK_STR || it[3]->kind != VT_PK_STR || it[4]->kind != VT_PK_INT || it[4]->u.i < 0)
 		return vt_err_set(err, VT_EFORMAT, "persistent id has a bad key, location or size");
-	if (n == 6 && it[5]->kind != VT_PK_NONE)
-		return vt_err_set(err, VT_EUNSUPPORTED, "storage views of pre-1.0 legacy files are not supported");
+	if (n == 6 && it[5]->kind != VT_PK_NONE &&
+	    (vt_pk_seq_len(it[5]) != 3 || it[5]->u.seq.items[0]->kind != VT_PK_STR ||
+	     it[5]->u.seq.items[1]->kind != VT_PK_INT || it[5]->u.seq.items[2]->kind != VT_PK_INT ||
+	     it[5]->u.seq.items[1]->u.i < 0 || it[5]->u.seq.items[2]->u.i < 0 || pth->is_zip))
+		return vt_err_set(err, VT_EFORMAT, "persistent id has a view that is not (key, offset, size)");
 	key = it[2]->u.str.s;
 	s = find_storage(pth, key);
 	if (s) {
@@ -278,6 +372,31 @@ static int persistent_load(void *ctx, struct vt_unpickler *u, struct vt_pk *pid,
 		}
 		if (add_storage(pth, s, err))
 			return err->code;
+	}
+	if (n == 6 && it[5]->kind != VT_PK_NONE) { /* pre-1.0: a slice of the storage */
+		struct vt_pk **v = it[5]->u.seq.items;
+		struct vt_storage *view = find_storage(pth, v[0]->u.str.s);
+		uint64_t off = (uint64_t)v[1]->u.i, len = (uint64_t)v[2]->u.i;
+		if (off > s->numel || len > s->numel - off)
+			return vt_err_set(err, VT_EFORMAT, "storage view '%s' reaches past storage '%s'", v[0]->u.str.s, key);
+		if (view && (view->base != s || view->base_off != off || view->numel != len))
+			return vt_err_set(err, VT_EFORMAT, "storage view '%s' is declared twice differently", v[0]->u.str.s);
+		if (!view) {
+			view = vt_arena_alloc(&u->arena, sizeof(*view));
+			if (!view)
+				return vt_err_set(err, VT_ENOMEM, "out of memory");
+			*view = *s;
+			view->key = arena_strdup(u, v[0]->u.str.s, v[0]->u.str.len);
+			if (!view->key)
+				return vt_err_set(err, VT_ENOMEM, "out of memory");
+			view->base = s;
+			view->base_off = off;
+			view->numel = len;
+			view->resolved = 0;
+			if (add_storage(pth, view, err))
+				return err->code;
+		}
+		s = view;
 	}
 	*out = vt_pk_ext(u, VT_EXT_STORAGE, s);
 	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
@@ -370,18 +489,253 @@ static int rebuild_tensor(struct vt_unpickler *u, struct vt_pk **a, size_t n, in
 	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
 }
 
+static int is_size_tuple(const struct vt_pk *v)
+{
+	size_t i;
+
+	if (!v || v->kind != VT_PK_TUPLE || v->u.seq.n > VT_MAX_DIMS)
+		return 0;
+	for (i = 0; i < v->u.seq.n; i++)
+		if (v->u.seq.items[i]->kind != VT_PK_INT || v->u.seq.items[i]->u.i < 0)
+			return 0;
+	return 1;
+}
+
+/* _rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad, hooks):
+ * quantizer_params is (qscheme, scale, zero_point) per tensor, (qscheme, scales,
+ * zero_points, axis) per channel. */
+static int rebuild_qtensor(struct vt_unpickler *u, struct vt_pk **a, size_t n, struct vt_pk **out,
+			   struct vt_err *err)
+{
+	struct vt_pk **q;
+	struct vt_tensor *t;
+	int rc, qs, nq;
+
+	if (n < 6 || (nq = vt_pk_seq_len(a[4])) < 1 || a[4]->u.seq.items[0]->kind != VT_PK_GLOBAL)
+		return vt_err_set(err, VT_EFORMAT, "_rebuild_qtensor with bad arguments");
+	q = a[4]->u.seq.items;
+	qs = q[0]->u.global.tag - T_QSCHEME;
+	if (qs < 1 || qs >= VT_QSCHEME_COUNT)
+		return vt_err_set(err, VT_EFORMAT, "_rebuild_qtensor without a known qscheme");
+	if ((rc = rebuild_tensor(u, a, n, -1, out, err)))
+		return rc;
+	t = vt_pk_tensor(*out);
+	if (t->dtype != VT_QI8 && t->dtype != VT_QU8 && t->dtype != VT_QI32)
+		return vt_err_set(err, VT_EFORMAT, "quantized tensor on a %s storage", dtypes[t->dtype].name);
+	t->qscheme = qs;
+	t->requires_grad = a[5]->kind == VT_PK_BOOL && a[5]->u.b;
+	if (qs == VT_QSCHEME_PER_TENSOR_AFFINE || qs == VT_QSCHEME_PER_TENSOR_SYMMETRIC) {
+		if (nq != 3 || (q[1]->kind != VT_PK_FLOAT && q[1]->kind != VT_PK_INT) || q[2]->kind != VT_PK_INT)
+			return vt_err_set(err, VT_EFORMAT, "per-tensor quantizer is not (qscheme, scale, zero_point)");
+		t->q_scale = q[1]->kind == VT_PK_FLOAT ? q[1]->u.f : (double)q[1]->u.i;
+		t->q_zero_point = q[2]->u.i;
+		return 0;
+	}
+	if (nq != 4 || !vt_pk_tensor(q[1]) || !vt_pk_tensor(q[2]) || q[3]->kind != VT_PK_INT || q[3]->u.i < 0 ||
+	    q[3]->u.i >= (t->ndim ? t->ndim : 1))
+		return vt_err_set(err, VT_EFORMAT, "per-channel quantizer is not (qscheme, scales, zero_points, axis)");
+	t->q_scales = vt_pk_tensor(q[1]);
+	t->q_zero_points = vt_pk_tensor(q[2]);
+	t->q_axis = q[3]->u.i;
+	return 0;
+}
+
+/* ---- numpy values ------------------------------------------------------------------------ */
+
+static struct vt_np_dtype *pk_np_dtype(const struct vt_pk *v)
+{
+	return v && v->kind == VT_PK_EXT && v->u.ext.type == VT_EXT_NP_DTYPE ? v->u.ext.p : NULL;
+}
+
+const char *vt_np_dtype_name(const struct vt_np_dtype *d, char *buf, size_t size)
+{
+	const char *k = d->kind == 'f' ? "float" : d->kind == 'i' ? "int" : d->kind == 'u' ? "uint" :
+			d->kind == 'c' ? "complex" : NULL;
+
+	if (d->kind == 'b')
+		snprintf(buf, size, "bool");
+	else if (k)
+		snprintf(buf, size, "%s%d", k, d->size * 8);
+	else
+		return NULL;
+	return buf;
+}
+
+/* numpy.dtype('f8', False, True): the type string; BUILD later sets the byte order. */
+static int np_dtype(struct vt_unpickler *u, struct vt_pk **a, size_t n, struct vt_pk **out, struct vt_err *err)
+{
+	struct vt_np_dtype *d = vt_arena_alloc(&u->arena, sizeof(*d));
+	const char *t;
+	char *end;
+	long size;
+
+	if (!d)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	memset(d, 0, sizeof(*d));
+	d->order = '=';
+	if (n < 1 || a[0]->kind != VT_PK_STR)
+		return vt_err_set(err, VT_EFORMAT, "numpy.dtype without a type string");
+	t = a[0]->u.str.s;
+	if (*t == '<' || *t == '>' || *t == '|' || *t == '=')
+		d->order = *t++;
+	if (strchr("fiubc?", *t) && *t) {
+		d->kind = *t == '?' ? 'b' : *t;
+		size = *t == '?' ? 1 : strtol(t + 1, &end, 10);
+		if (*t != '?' && (*end || size <= 0 || size > 16))
+			d->kind = 0;
+		else
+			d->size = (int)size;
+	}
+	*out = vt_pk_ext(u, VT_EXT_NP_DTYPE, d);
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
+static int le_host(char order)
+{
+	return order != '>';
+}
+
+/* numpy.core.multiarray.scalar(dtype, bytes): a number. */
+static int np_scalar(struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args, struct vt_pk **out,
+		     struct vt_err *err)
+{
+	struct vt_pk **a = args->u.seq.items;
+	struct vt_np_dtype *d = args->u.seq.n == 2 ? pk_np_dtype(a[0]) : NULL;
+	unsigned char b[16];
+	uint64_t bits = 0;
+	int i;
+
+	if (!d || (a[1]->kind != VT_PK_BYTES && a[1]->kind != VT_PK_STR) || !d->kind || d->kind == 'c' ||
+	    a[1]->u.str.len != (size_t)d->size || d->size > 8) {
+		*out = vt_pk_call(u, fn, args); /* not a number we know: kept as a call record */
+		return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	memcpy(b, a[1]->u.str.s, (size_t)d->size);
+	for (i = 0; i < d->size; i++)
+		bits |= (uint64_t)b[le_host(d->order) ? i : d->size - 1 - i] << (8 * i);
+	if (d->kind == 'b') {
+		*out = vt_pk_new(u, VT_PK_BOOL);
+		if (*out)
+			(*out)->u.b = bits != 0;
+	} else if (d->kind == 'f') {
+		*out = vt_pk_new(u, VT_PK_FLOAT);
+		if (*out && d->size == 8)
+			memcpy(&(*out)->u.f, &bits, 8);
+		else if (*out && d->size == 4) {
+			uint32_t w = (uint32_t)bits;
+			float f;
+			memcpy(&f, &w, 4);
+			(*out)->u.f = f;
+		} else if (*out) {
+			(*out)->u.f = vt_half_to_float((uint16_t)bits);
+		}
+	} else {
+		*out = vt_pk_new(u, VT_PK_INT);
+		if (*out) {
+			if (d->kind == 'i' && d->size < 8 && (bits >> (8 * d->size - 1)) & 1)
+				bits |= ~(uint64_t)0 << (8 * d->size); /* sign-extend */
+			(*out)->u.i = (int64_t)bits;
+		}
+	}
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
+/* _codecs.encode(text, 'latin1'): how Python 3 pickles bytes for protocol 2. */
+static int codecs_encode(struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args, struct vt_pk **out,
+			 struct vt_err *err)
+{
+	struct vt_pk **a = args->u.seq.items;
+	const unsigned char *p;
+	size_t i, n = 0;
+	int latin1;
+
+	if (args->u.seq.n < 1 || a[0]->kind != VT_PK_STR) {
+		*out = vt_pk_call(u, fn, args);
+		return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	latin1 = args->u.seq.n >= 2 && (vt_pk_is_str(a[1], "latin1") || vt_pk_is_str(a[1], "latin-1") ||
+					vt_pk_is_str(a[1], "iso-8859-1"));
+	*out = vt_pk_new(u, VT_PK_BYTES);
+	if (!*out || !((*out)->u.str.s = vt_arena_alloc(&u->arena, a[0]->u.str.len + 1)))
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	p = (const unsigned char *)a[0]->u.str.s;
+	for (i = 0; i < a[0]->u.str.len; i++) {
+		unsigned c = p[i];
+		if (latin1 && c >= 0xc0 && c < 0xc4 && i + 1 < a[0]->u.str.len) /* U+0080..U+00FF */
+			c = ((c & 0x1f) << 6) | (p[++i] & 0x3f);
+		else if (latin1 && c >= 0x80)
+			return vt_err_set(err, VT_EFORMAT, "_codecs.encode: text is not latin-1");
+		(*out)->u.str.s[n++] = (char)c;
+	}
+	(*out)->u.str.s[n] = '\0';
+	(*out)->u.str.len = n;
+	return 0;
+}
+
+/* numpy.core.multiarray._reconstruct(ndarray, (0,), b'b'): an empty array; BUILD fills it. */
+static int np_reconstruct(struct vt_unpickler *u, struct vt_pk **out, struct vt_err *err)
+{
+	struct vt_np_array *arr = vt_arena_alloc(&u->arena, sizeof(*arr));
+
+	if (!arr)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	memset(arr, 0, sizeof(*arr));
+	*out = vt_pk_ext(u, VT_EXT_NP_ARRAY, arr);
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
+/* ndarray.__setstate__((version, shape, dtype, is_fortran, data)) */
+static int np_array_state(struct vt_np_array *arr, const struct vt_pk *st, struct vt_err *err)
+{
+	struct vt_pk **a;
+	struct vt_np_dtype *d;
+	uint64_t numel = 1;
+	int i, n = vt_pk_seq_len(st);
+
+	if (n != 5 || st->kind != VT_PK_TUPLE)
+		return vt_err_set(err, VT_EFORMAT, "numpy array state is not (version, shape, dtype, fortran, data)");
+	a = st->u.seq.items;
+	d = pk_np_dtype(a[2]);
+	if (!is_size_tuple(a[1]) || !d)
+		return vt_err_set(err, VT_EFORMAT, "numpy array state has a bad shape or dtype");
+	arr->dtype = *d;
+	arr->ndim = (int)a[1]->u.seq.n;
+	for (i = 0; i < arr->ndim; i++) {
+		arr->shape[i] = a[1]->u.seq.items[i]->u.i;
+		if (__builtin_mul_overflow(numel, (uint64_t)arr->shape[i], &numel))
+			return vt_err_set(err, VT_EFORMAT, "numpy array shape overflows");
+	}
+	arr->fortran = a[3]->kind == VT_PK_BOOL && a[3]->u.b;
+	if (a[4]->kind == VT_PK_BYTES || a[4]->kind == VT_PK_STR) {
+		if (d->kind && (numel > SIZE_MAX / (uint64_t)d->size || a[4]->u.str.len != numel * (uint64_t)d->size))
+			return vt_err_set(err, VT_EFORMAT, "numpy array data has %zu bytes, not %llu x %d",
+					  a[4]->u.str.len, (unsigned long long)numel, d->size);
+		arr->data = (const unsigned char *)a[4]->u.str.s;
+		arr->nbytes = a[4]->u.str.len;
+	}
+	return 0;
+}
+
+/* ---- reduce: the callables that become data ------------------------------------------------ */
+
+static int new_container(struct vt_unpickler *u, enum vt_pk_kind kind, struct vt_pk **out, struct vt_err *err)
+{
+	*out = vt_pk_new(u, kind);
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
+}
+
 static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args,
 		  struct vt_pk **out, struct vt_err *err)
 {
 	struct vt_pk **a = args->u.seq.items;
 	size_t n = args->u.seq.n, i;
-	int tag = fn->u.global.tag;
+	int tag = fn->u.global.tag, rc;
 
 	switch (tag) {
 	case T_ORDEREDDICT:
-		*out = vt_pk_new(u, VT_PK_DICT);
-		if (!*out)
-			return vt_err_set(err, VT_ENOMEM, "out of memory");
+	case T_COUNTER:
+		if ((rc = new_container(u, VT_PK_DICT, out, err)))
+			return rc;
 		if (n == 1 && a[0]->kind == VT_PK_LIST) { /* OrderedDict([(k, v), ...]) */
 			struct vt_pk *items = a[0];
 			for (i = 0; i < items->u.seq.n; i++) {
@@ -391,17 +745,48 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 				if (vt_pk_dict_set(u, *out, kv->u.seq.items[0], kv->u.seq.items[1]))
 					return vt_err_set(err, VT_ENOMEM, "out of memory");
 			}
+		} else if (n == 1 && a[0]->kind == VT_PK_DICT) { /* Counter({...}) */
+			(*out)->u.dict = a[0]->u.dict;
 		} else if (n != 0) {
-			return vt_err_set(err, VT_EFORMAT, "OrderedDict called with unexpected arguments");
+			return vt_err_set(err, VT_EFORMAT, "%s called with unexpected arguments", fn->u.global.name);
 		}
 		return 0;
+	case T_DEFAULTDICT: /* defaultdict(factory): the items follow by SETITEMS */
+		return new_container(u, VT_PK_DICT, out, err);
 	case T_SET:
-		*out = vt_pk_new(u, VT_PK_SET);
-		if (!*out)
-			return vt_err_set(err, VT_ENOMEM, "out of memory");
+	case T_FROZENSET:
+		if ((rc = new_container(u, VT_PK_SET, out, err)))
+			return rc;
 		if (n == 1 && (a[0]->kind == VT_PK_LIST || a[0]->kind == VT_PK_TUPLE))
 			(*out)->u.seq = a[0]->u.seq;
 		return 0;
+	case T_BYTEARRAY:
+		if (n == 1 && a[0]->kind == VT_PK_BYTES) {
+			*out = a[0];
+			return 0;
+		}
+		if (n >= 1 && a[0]->kind == VT_PK_STR) /* bytearray(text, 'latin-1') */
+			return codecs_encode(u, fn, args, out, err);
+		return new_container(u, VT_PK_BYTES, out, err);
+	case T_RECONSTRUCTOR: /* copyreg._reconstructor(cls, base, state): cls.__new__, inert */
+	case T_NEWOBJ:        /* copyreg.__newobj__(cls, *args) */
+		if (n >= 1 && a[0]->kind == VT_PK_GLOBAL) {
+			*out = vt_pk_new(u, VT_PK_OBJECT);
+			if (!*out)
+				return vt_err_set(err, VT_ENOMEM, "out of memory");
+			(*out)->u.obj.cls = a[0];
+			(*out)->u.obj.args = args;
+			return 0;
+		}
+		break;
+	case T_CODECS_ENCODE:
+		return codecs_encode(u, fn, args, out, err);
+	case T_NP_SCALAR:
+		return np_scalar(u, fn, args, out, err);
+	case T_NP_DTYPE:
+		return np_dtype(u, a, n, out, err);
+	case T_NP_RECONSTRUCT:
+		return np_reconstruct(u, out, err);
 	case T_REBUILD_V1:
 	case T_REBUILD_V2:
 		return rebuild_tensor(u, a, n, -1, out, err);
@@ -410,6 +795,8 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 		    a[6]->u.global.tag >= T_DTYPE + VT_DTYPE_COUNT)
 			return vt_err_set(err, VT_EFORMAT, "_rebuild_tensor_v3 without a known dtype");
 		return rebuild_tensor(u, a, n, a[6]->u.global.tag - T_DTYPE, out, err);
+	case T_REBUILD_QTENSOR:
+		return rebuild_qtensor(u, a, n, out, err);
 	case T_REBUILD_PARAM:
 	case T_REBUILD_PARAM_STATE: {
 		struct vt_tensor *t = n >= 2 ? vt_pk_tensor(a[0]) : NULL;
@@ -439,9 +826,11 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 		}
 		return vt_err_set(err, VT_EFORMAT, "torch.device with bad arguments");
 	default:
-		return vt_err_set(err, VT_EUNSAFE, "'%s.%s' may not be called", fn->u.global.module,
-				  fn->u.global.name);
+		break;
 	}
+	/* any other callable: an inert record of the call */
+	*out = vt_pk_call(u, fn, args);
+	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
 }
 
 static int build_ext(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, struct vt_pk *state,
@@ -449,14 +838,25 @@ static int build_ext(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, struc
 {
 	(void)ctx;
 	(void)u;
-	(void)state;
-	/* Tensor.__setstate__ / Parameter state: python attributes on a tensor; nothing to keep */
-	if (obj->u.ext.type != VT_EXT_TENSOR)
+	switch (obj->u.ext.type) {
+	case VT_EXT_TENSOR:
+		/* Tensor.__setstate__ / Parameter state: python attributes on a tensor; nothing to keep */
+		return 0;
+	case VT_EXT_NP_DTYPE: { /* (version, byteorder, subarray, names, fields, elsize, alignment, flags) */
+		struct vt_np_dtype *d = obj->u.ext.p;
+		if (vt_pk_seq_len(state) >= 2 && state->u.seq.items[1]->kind == VT_PK_STR &&
+		    state->u.seq.items[1]->u.str.len == 1)
+			d->order = state->u.seq.items[1]->u.str.s[0];
+		return 0;
+	}
+	case VT_EXT_NP_ARRAY:
+		return np_array_state(obj->u.ext.p, state, err);
+	default:
 		return vt_err_set(err, VT_EFORMAT, "BUILD on a storage");
-	return 0;
+	}
 }
 
-static const struct vt_pk_hooks torch_hooks = { find_class, persistent_load, reduce, build_ext };
+static const struct vt_pk_hooks torch_hooks = { find_class, persistent_load, reduce, build_ext, NULL };
 
 /* ---- containers ----------------------------------------------------------------------- */
 
@@ -471,9 +871,9 @@ static int open_zip(struct vt_pth *pth, struct vt_err *err)
 	if ((rc = vt_zip_open(&pth->zip, &pth->src, err)))
 		return rc;
 	pth->is_zip = 1;
-	if (vt_zip_find(&pth->zip, "constants.pkl"))
-		return vt_err_set(err, VT_EUNSUPPORTED,
-				  "this is a TorchScript archive (torch.jit.save); vggtl reads torch.save files");
+	/* TorchScript (torch.jit.save): data.pkl holds the module's __torch__ objects, whose
+	 * tensors are stored as torch.save's; constants.pkl and code/ are left alone */
+	pth->is_torchscript = vt_zip_find(&pth->zip, "constants.pkl") != NULL;
 	e = vt_zip_find(&pth->zip, "byteorder");
 	if (e) {
 		if ((rc = vt_zip_read(&pth->zip, e, 16, &buf, err)))
@@ -548,7 +948,7 @@ static int open_legacy(struct vt_pth *pth, struct vt_err *err)
 		unsigned char nb[8];
 		uint64_t numel = 0;
 		int j;
-		if (!s)
+		if (!s || s->base)
 			return vt_err_set(err, VT_EFORMAT, "legacy key list names a storage the object does not use");
 		if (s->resolved)
 			return vt_err_set(err, VT_EFORMAT, "legacy key list names storage '%s' twice", s->key);
@@ -566,10 +966,15 @@ static int open_legacy(struct vt_pth *pth, struct vt_err *err)
 		s->resolved = 1;
 		pos = s->offset + vt_storage_nbytes(s);
 	}
-	for (i = 0; i < pth->nstorages; i++)
-		if (!pth->storages[i]->resolved)
-			return vt_err_set(err, VT_EFORMAT, "legacy storage '%s' is missing from the key list",
-					  pth->storages[i]->key);
+	for (i = 0; i < pth->nstorages; i++) {
+		struct vt_storage *s = pth->storages[i];
+		if (s->base && s->base->resolved) { /* views: bounds were checked against the base */
+			s->offset = s->base->offset + s->base_off * (uint64_t)dtypes[s->dtype].size;
+			s->resolved = 1;
+		}
+		if (!s->resolved)
+			return vt_err_set(err, VT_EFORMAT, "legacy storage '%s' is missing from the key list", s->key);
+	}
 	return 0;
 }
 

@@ -133,7 +133,7 @@ int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void *
 	return 0;
 }
 
-static float half_to_float(uint16_t h)
+float vt_half_to_float(uint16_t h)
 {
 	uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
 	float f;
@@ -175,7 +175,7 @@ int vt_tensor_to_f32(const struct vt_tensor *t, const void *storage, float *out,
 		case VT_F16: {
 			uint16_t h;
 			memcpy(&h, p, 2);
-			out[k] = half_to_float(h);
+			out[k] = vt_half_to_float(h);
 			break;
 		}
 		case VT_BF16: {

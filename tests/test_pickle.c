@@ -80,9 +80,9 @@ static int test_build_ext(void *ctx, struct vt_unpickler *u, struct vt_pk *obj, 
 	return 0;
 }
 
-static const struct vt_pk_hooks hooks = { allow_some, pers_load, test_reduce, test_build_ext };
-static const struct vt_pk_hooks no_globals = { allow_nothing, NULL, NULL, NULL };
-static const struct vt_pk_hooks no_reduce = { allow_some, NULL, NULL, NULL };
+static const struct vt_pk_hooks hooks = { allow_some, pers_load, test_reduce, test_build_ext, NULL };
+static const struct vt_pk_hooks no_globals = { allow_nothing, NULL, NULL, NULL, NULL };
+static const struct vt_pk_hooks no_reduce = { allow_some, NULL, NULL, NULL, NULL };
 
 /* ---- running pickles ---------------------------------------------------------------------- */
 
@@ -251,8 +251,13 @@ static void test_strings(void)
 		S("BINUNICODE empty", "X\x00\x00\x00\x00.", VT_PK_STR, ""),
 		S("SHORT_BINUNICODE", "\x8c\x03" "abc.", VT_PK_STR, "abc"),
 		S("BINUNICODE8", "\x8d\x02\x00\x00\x00\x00\x00\x00\x00" "ab.", VT_PK_STR, "ab"),
-		S("BINSTRING (python 2 str: bytes)", "T\x03\x00\x00\x00" "a\x00" "b.", VT_PK_BYTES, "a\0b"),
-		S("SHORT_BINSTRING", "U\x02" "xy.", VT_PK_BYTES, "xy"),
+		S("BINSTRING (python 2 str: utf-8 text)", "T\x03\x00\x00\x00" "a\x00" "b.", VT_PK_STR, "a\0b"),
+		S("SHORT_BINSTRING", "U\x02" "xy.", VT_PK_STR, "xy"),
+		S("SHORT_BINSTRING not utf-8: bytes", "U\x02" "\xff\xc3.", VT_PK_BYTES, "\xff\xc3"),
+		S("BINSTRING truncated utf-8: bytes", "T\x01\x00\x00\x00\xc3.", VT_PK_BYTES, "\xc3"),
+		S("STRING (text) with escapes", "S'a\\n\\x41\\'\\101'\n.", VT_PK_STR, "a\nA'A"),
+		S("STRING (text) double-quoted", "S\"q\"\n.", VT_PK_STR, "q"),
+		S("UNICODE (text) raw-unicode-escape", "V\\u00e9x\\U0001F600\n.", VT_PK_STR, "\xc3\xa9x\xf0\x9f\x98\x80"),
 		S("BINBYTES", "B\x04\x00\x00\x00\x01\x02\x03\x04.", VT_PK_BYTES, "\x01\x02\x03\x04"),
 		S("SHORT_BINBYTES", "C\x01\xff.", VT_PK_BYTES, "\xff"),
 		S("BINBYTES8", "\x8e\x01\x00\x00\x00\x00\x00\x00\x00" "z.", VT_PK_BYTES, "z"),
@@ -477,16 +482,6 @@ static void test_unknown(void)
 	} cases[] = {
 #define U(what, p, msg) { what, p, sizeof(p) - 1, msg }
 		U("0xff", "K\x01\xff.", "unknown or unsupported opcode 0xff at offset 2"),
-		U("INT (text)", "I1\n.", "opcode 0x49 at offset 0"),
-		U("LONG (text)", "N0L1\n.", "opcode 0x4c at offset 2"),
-		U("FLOAT (text)", "F1.0\n.", "opcode 0x46 at offset 0"),
-		U("STRING (text)", "S'a'\n.", "opcode 0x53 at offset 0"),
-		U("UNICODE (text)", "Va\n.", "opcode 0x56 at offset 0"),
-		U("PUT (text)", "Np0\n.", "opcode 0x70 at offset 1"),
-		U("GET (text)", "g0\n.", "opcode 0x67 at offset 0"),
-		U("PERSID (text)", "P1\n.", "opcode 0x50 at offset 0"),
-		U("INST", "(ios\nsystem\n.", "opcode 0x69 at offset 1"),
-		U("OBJ", "(o.", "opcode 0x6f at offset 1"),
 		U("EXT1", "\x82\x01.", "opcode 0x82 at offset 0"),
 		U("EXT2", "\x83\x01\x00.", "opcode 0x83 at offset 0"),
 		U("EXT4", "\x84\x01\x00\x00\x00.", "opcode 0x84 at offset 0"),
@@ -499,6 +494,49 @@ static void test_unknown(void)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		refused(cases[i].what, (const unsigned char *)cases[i].pkl, cases[i].len, VT_EFORMAT, cases[i].msg);
+}
+
+/* Protocol 0 and 1: operands as text lines, INST and OBJ. */
+static void test_protocol0(void)
+{
+	struct run r;
+	struct vt_pk *v;
+
+	v = run(&r, P("I-42\n."));
+	CHECK(is_int(v, -42), "INT (text)");
+	done(&r);
+	v = run(&r, P("I01\n."));
+	CHECK(v && v->kind == VT_PK_BOOL && v->u.b == 1, "INT I01 is True");
+	done(&r);
+	v = run(&r, P("I00\n."));
+	CHECK(v && v->kind == VT_PK_BOOL && v->u.b == 0, "INT I00 is False");
+	done(&r);
+	v = run(&r, P("L12345678901L\n."));
+	CHECK(is_int(v, 12345678901LL), "LONG (text)");
+	done(&r);
+	v = run(&r, P("F1.5\n."));
+	CHECK(v && v->kind == VT_PK_FLOAT && v->u.f == 1.5, "FLOAT (text)");
+	done(&r);
+	v = run(&r, P("(lp0\nI7\nag0\na."));
+	CHECK(v && v->kind == VT_PK_LIST && v->u.seq.n == 2 && is_int(v->u.seq.items[0], 7) && v->u.seq.items[1] == v,
+	      "PUT/GET (text): the list holds itself (%s)", r.rc ? r.err.msg : "ok");
+	done(&r);
+	v = run(&r, P("(I5\nit\nf\n."));
+	CHECK(v && v->kind == VT_PK_EXT && v->u.ext.type == 9 &&
+	      seq_ints(v->u.ext.p, VT_PK_TUPLE, (const int64_t[]){ 5 }, 1), "INST goes to the reduce hook (%s)",
+	      r.rc ? r.err.msg : "ok");
+	done(&r);
+	v = run(&r, P("(ct\nf\nI5\nI6\no."));
+	CHECK(v && v->kind == VT_PK_EXT && v->u.ext.type == 9 &&
+	      seq_ints(v->u.ext.p, VT_PK_TUPLE, (const int64_t[]){ 5, 6 }, 2), "OBJ goes to the reduce hook (%s)",
+	      r.rc ? r.err.msg : "ok");
+	done(&r);
+	refused("INST of a refused global", P("(S'ls'\nios\nsystem\n."), VT_EUNSAFE, "'os.system' refused");
+	refused("OBJ without a class", P("(o."), VT_EFORMAT, "OBJ without a class");
+	refused("INT (text) not a number", P("Ix\n."), VT_EFORMAT, "not a 64-bit integer");
+	refused("INT (text) too wide", P("I99999999999999999999\n."), VT_EUNSUPPORTED, "not a 64-bit integer");
+	refused("STRING (text) unquoted", P("Sab\n."), VT_EFORMAT, "not quoted");
+	refused("GET (text) undefined", P("g3\n."), VT_EFORMAT, "memo entry 3 is not defined");
 }
 
 /* ---- globals, calls, objects ---------------------------------------------------------------- */
@@ -532,7 +570,10 @@ static void test_objects(void)
 	v = run(&r, P("ct\nf\n)R}b."));
 	CHECK(v && v->kind == VT_PK_EXT && builds_seen == 1, "BUILD on an extension value calls build_ext");
 	done(&r);
-	refused("REDUCE of a non-global", P("K\x01)R."), VT_EFORMAT, "REDUCE of a non-global");
+	v = run(&r, P("K\x01)R."));
+	CHECK(v && v->kind == VT_PK_OBJECT && v->u.obj.call && is_int(v->u.obj.cls, 1) && vt_pk_seq_len(v->u.obj.args) == 0,
+	      "REDUCE of a non-global makes a call record (%s)", r.rc ? r.err.msg : "ok");
+	done(&r);
 	refused("REDUCE without a tuple", P("ct\nf\nK\x01R."), VT_EFORMAT, "without an argument tuple");
 	refused("REDUCE refused by the hook", P("ct\nC\n)R."), VT_EUNSAFE, "at offset 6: test: 't.C' may not be called");
 	refused_h("REDUCE with no reduce hook", &no_reduce, P("ct\nf\n)R."), VT_EUNSAFE, "call of 't.f' is not allowed");
@@ -585,7 +626,7 @@ static void test_hostile_globals(void)
 		memset(line, 'a', 300);
 		line[300] = '\0';
 		n = (size_t)snprintf((char *)p, sizeof(p), "c%s\nb\n.", line);
-		refused("GLOBAL with a 300-byte module", p, n, VT_EFORMAT, "GLOBAL name longer than 256 bytes");
+		refused("GLOBAL with a 300-byte module", p, n, VT_EFORMAT, "text operand longer than 256 bytes");
 	}
 	refused("GLOBAL without a newline", P("cos"), VT_EFORMAT, "truncated");
 }
@@ -977,7 +1018,7 @@ static int reduce_inert(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, str
 	return 0;
 }
 
-static const struct vt_pk_hooks permissive = { allow_all, pers_load, reduce_inert, NULL };
+static const struct vt_pk_hooks permissive = { allow_all, pers_load, reduce_inert, NULL, NULL };
 
 static void test_fixture_pickles(void)
 {
@@ -1016,6 +1057,7 @@ int main(void)
 	test_memo();
 	test_stop();
 	test_unknown();
+	test_protocol0();
 	test_objects();
 	test_hostile_globals();
 	test_deep();

@@ -367,20 +367,27 @@ static const unsigned char legacy_head[] = {
 	0x80, 0x02, '}', '.',                                                                         /* sys_info */
 };
 
-/* A legacy stream whose object is pkl (then an empty key list); returns the open result. */
-static int legacy_with(const char *pkl, size_t n, char *msg, size_t msgsize)
+/* A legacy stream whose object is pkl, then an empty key list (malloc'ed, *len bytes). */
+static unsigned char *legacy_file(const char *pkl, size_t n, size_t *len)
 {
 	unsigned char *buf = malloc(sizeof(legacy_head) + n + 4);
-	size_t len = 0;
-	int rc;
 
 	memcpy(buf, legacy_head, sizeof(legacy_head));
-	len = sizeof(legacy_head);
-	memcpy(buf + len, pkl, n);
-	len += n;
-	memcpy(buf + len, "\x80\x02].", 4);
-	len += 4;
-	rc = open_mem(buf, len, msg, msgsize);
+	*len = sizeof(legacy_head);
+	memcpy(buf + *len, pkl, n);
+	*len += n;
+	memcpy(buf + *len, "\x80\x02].", 4);
+	*len += 4;
+	return buf;
+}
+
+/* The same stream; returns the open result. */
+static int legacy_with(const char *pkl, size_t n, char *msg, size_t msgsize)
+{
+	size_t len;
+	unsigned char *buf = legacy_file(pkl, n, &len);
+	int rc = open_mem(buf, len, msg, msgsize);
+
 	free(buf);
 	return rc;
 }
@@ -446,14 +453,20 @@ static void test_hostile(void)
 		  "global '__builtin__.eval' is not allowed"),
 		C("a __reduce__ trick: getattr(os, 'system')", "\x80\x02" "c__builtin__\ngetattr\ncos\npath\n.", VT_EUNSAFE,
 		  "global '__builtin__.getattr' is not allowed"),
-		C("a __reduce__ trick: copyreg._reconstructor", "\x80\x02" "ccopyreg\n_reconstructor\n.", VT_EUNSAFE,
-		  "global 'copyreg._reconstructor' is not allowed"),
-		C("torch.nn.Module", "\x80\x02" "ctorch.nn.modules.module\nModule\n.", VT_EUNSAFE,
-		  "'torch.nn.modules.module.Module' is not allowed"),
-		C("a storage class of another module", "\x80\x02" "cnumpy\nFloatStorage\n.", VT_EUNSAFE,
-		  "'numpy.FloatStorage' is not allowed"),
-		C("calling an allowed class", "\x80\x02" "ctorch.nn.modules.conv\nConv2d\n)R.", VT_EUNSAFE,
-		  "'torch.nn.modules.conv.Conv2d' may not be called"),
+		C("posix.system", "\x80\x02" "cposix\nsystem\n.", VT_EUNSAFE, "global 'posix.system' is not allowed"),
+		C("nt.system", "\x80\x02" "cnt\nsystem\n.", VT_EUNSAFE, "global 'nt.system' is not allowed"),
+		C("runpy._run_code", "\x80\x02" "crunpy\n_run_code\n.", VT_EUNSAFE, "'runpy._run_code' is not allowed"),
+		C("importlib.import_module", "\x80\x02" "cimportlib\nimport_module\n.", VT_EUNSAFE,
+		  "'importlib.import_module' is not allowed"),
+		C("pickle.loads", "\x80\x02" "cpickle\nloads\n.", VT_EUNSAFE, "'pickle.loads' is not allowed"),
+		C("ctypes.CDLL", "\x80\x02" "cctypes\nCDLL\n.", VT_EUNSAFE, "'ctypes.CDLL' is not allowed"),
+		C("socket.socket", "\x80\x02" "csocket\nsocket\n.", VT_EUNSAFE, "'socket.socket' is not allowed"),
+		C("types.CodeType", "\x80\x02" "ctypes\nCodeType\n.", VT_EUNSAFE, "'types.CodeType' is not allowed"),
+		C("a dotted name reaching a dunder", "\x80\x04\x8c\x08" "builtins\x8c\x0e" "print.__self__\x93.",
+		  VT_EUNSAFE, "'builtins.print.__self__' is not allowed"),
+		C("os.path.join (the whole os module)", "\x80\x02" "cos.path\njoin\n.", VT_EUNSAFE,
+		  "'os.path.join' is not allowed"),
+		C("protocol 0 INST of os.system", "(S'id'\nios\nsystem\n.", VT_EUNSAFE, "'os.system' is not allowed"),
 		C("a persistent id that is not a storage", "\x80\x02X\x01\x00\x00\x00xQ.", VT_EFORMAT,
 		  "persistent id is not a tuple"),
 		C("a storage of 2^40 elements in a small file",
@@ -477,6 +490,44 @@ static void test_hostile(void)
 		CHECK(rc == cases[i].want && strstr(msg, cases[i].msg), "legacy, %s: %d (%s)", cases[i].what, rc, msg);
 		rc = zip_with(cases[i].pkl, cases[i].len, msg, sizeof(msg));
 		CHECK(rc == cases[i].want && strstr(msg, cases[i].msg), "zip, %s: %d (%s)", cases[i].what, rc, msg);
+	}
+}
+
+/* Names that are not denylisted are inert symbols: they load, as records, never called. */
+static void test_inert(void)
+{
+	static const struct {
+		const char *what, *pkl;
+		size_t len;
+		int call;
+		const char *cls;
+	} cases[] = {
+#define C(what, p, call, cls) { what, PK(p), call, cls }
+		C("copyreg._reconstructor of a class", "\x80\x02" "ccopyreg\n_reconstructor\nctest\nK\nc__builtin__\nobject\nN\x87R.",
+		  0, "K"),
+		C("NEWOBJ of torch.nn.Module", "\x80\x02" "ctorch.nn.modules.module\nModule\n)\x81}b.", 0, "Module"),
+		C("a storage class of another module, called", "\x80\x02" "cnumpy\nFloatStorage\n)R.", 1, "FloatStorage"),
+		C("calling a class", "\x80\x02" "ctorch.nn.modules.conv\nConv2d\n)R.", 1, "Conv2d"),
+		C("a user class of __main__", "\x80\x02" "c__main__\nTudui\n)\x81}X\x08\x00\x00\x00trainingI01\nsb.", 0, "Tudui"),
+#undef C
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct vt_src src;
+		struct vt_pth pth;
+		struct vt_err err = { 0 };
+		unsigned char *f;
+		size_t n;
+		int rc;
+		f = legacy_file(cases[i].pkl, cases[i].len, &n);
+		vt_src_mem(&src, f, n, "t");
+		rc = vt_pth_open_src(&pth, &src, &err);
+		CHECK(rc == 0 && pth.root->kind == VT_PK_OBJECT && pth.root->u.obj.call == cases[i].call &&
+		      vt_pk_obj_class(pth.root) && strcmp(vt_pk_obj_class(pth.root), cases[i].cls) == 0,
+		      "%s: an inert %s record (%s)", cases[i].what, cases[i].call ? "call" : "object", rc ? err.msg : "ok");
+		vt_pth_close(&pth);
+		free(f);
 	}
 }
 
@@ -606,6 +657,7 @@ int main(void)
 	test_truncation();
 	test_flips();
 	test_hostile();
+	test_inert();
 	test_exhaustion();
 	test_crashes();
 	rmdir(tmpdir);
