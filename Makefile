@@ -50,10 +50,10 @@ BUILD   = build
 endif
 
 LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/storage.c \
-          src/model.c src/model_repr.c src/model_write.c src/data.c src/data_png.c src/plot.c \
+          src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/plot.c \
           src/shim_load.c src/net.c src/train.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
-          src/cmd_save_weights.c src/cmd_verify.c src/cmd_train.c src/cmd_eval.c src/cmd_predict.c \
+          src/cmd_save_weights.c src/cmd_verify.c src/cmd_scan.c src/cmd_train.c src/cmd_eval.c src/cmd_predict.c \
           src/compute.c
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)

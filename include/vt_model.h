@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 
+#include "vt_module.h"
 #include "vt_pth.h"
 
 enum vt_mod_kind {
@@ -66,6 +67,8 @@ int vt_model_from_arch(struct vt_model *m, const char *arch, uint64_t seed, stru
 /* Finds the model in a checkpoint: a whole-model pickle, a state_dict, or either under a
  * training dict key; strips module. / _orig_mod. prefixes. */
 int vt_model_from_pth(struct vt_model *m, struct vt_pth *pth, struct vt_err *err);
+/* The same from weights vt_weights_find found; fails naming what they are when not a VGG. */
+int vt_model_from_weights(struct vt_model *m, const struct vt_weights *w, struct vt_err *err);
 /* Appends Linear(in, out) named name to the classifier (PyTorch's default init). */
 int vt_model_add_linear(struct vt_model *m, const char *name, int64_t in, int64_t out, uint64_t seed,
 			struct vt_err *err);
@@ -85,11 +88,9 @@ char *vt_model_repr(const struct vt_model *m);
  * names are malloc'ed; free with vt_named_free. */
 int vt_model_state_dict(const struct vt_model *m, const char *prefix, struct vt_named **out, size_t *n,
 			struct vt_err *err);
-void vt_named_free(struct vt_named *t, size_t n);
 /* state_dict()._metadata: every module's prefix and _version. */
 int vt_model_metadata(const struct vt_model *m, const char *prefix, struct vt_meta **out, size_t *n,
 		      struct vt_err *err);
-void vt_meta_free(struct vt_meta *meta, size_t n);
 
 /* Writers: torch.save(model.state_dict()) and torch.save(model). */
 int vt_model_save_weights(const struct vt_model *m, const char *path, const struct vt_src *src,

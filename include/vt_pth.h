@@ -190,6 +190,9 @@ struct vt_meta {
 	const char *prefix; /* module path without the trailing dot; "" is the root */
 	int version;
 };
+/* Frees an array of names or prefixes that a library call malloc'ed (names too). */
+void vt_named_free(struct vt_named *t, size_t n);
+void vt_meta_free(struct vt_meta *meta, size_t n);
 /* Emits a state_dict object (OrderedDict with _metadata when meta is not NULL). */
 void vt_pthw_state_dict(struct vt_pthw *w, const struct vt_named *t, size_t n, const struct vt_meta *meta,
 			size_t nmeta);

@@ -20,6 +20,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 enum opt_type {
 	OPT_END,

@@ -1,20 +1,84 @@
 /* cmd_save_weights.c - vggtl save-weights: write the state_dict form, as
- * torch.save(model.state_dict()). */
+ * torch.save(model.state_dict()), of any model: a whole model of any class (its code need not
+ * exist anywhere), a state_dict, either inside a training dict, or a TorchScript archive. */
 #include "cmd.h"
+#include "vt_module.h"
 
-static const char usage[] = "usage: vggtl save-weights (FILE | --arch NAME) -o OUT [--add-prefix PREFIX]\n\n"
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] = "usage: vggtl save-weights (FILE | --arch NAME) -o OUT [--key K] [--add-prefix PREFIX]\n\n"
 			    "Writes what torch.save(model.state_dict()) writes: it loads with\n"
 			    "torch.load(OUT, weights_only=True) and load_state_dict(..., strict=True).\n"
-			    "Prefixes such as module. (DataParallel) in the input are stripped;\n"
-			    "--add-prefix module. writes DDP-style keys.";
+			    "Works on any model: a whole model of any class, a state_dict, or either\n"
+			    "inside a training dict (found under state_dict, model_state_dict, model, net,\n"
+			    "...; --key K chooses).  Prefixes such as module. (DataParallel) in the input\n"
+			    "are stripped; --add-prefix module. writes DDP-style keys.";
+
+/* Prepends prefix to every name and metadata prefix ("" becomes the prefix without its dot). */
+static int add_prefix(struct vt_named *t, size_t n, struct vt_meta *meta, size_t nmeta, const char *prefix)
+{
+	size_t i, pl = strlen(prefix);
+
+	for (i = 0; i < n; i++) {
+		char *s = malloc(pl + strlen(t[i].name) + 1);
+		if (!s)
+			return -1;
+		memcpy(s, prefix, pl);
+		strcpy(s + pl, t[i].name);
+		free((char *)t[i].name);
+		t[i].name = s;
+	}
+	for (i = 0; i < nmeta; i++) {
+		const char *old = meta[i].prefix;
+		char *s = malloc(pl + strlen(old) + 1);
+		if (!s)
+			return -1;
+		if (*old)
+			sprintf(s, "%s%s", prefix, old);
+		else
+			snprintf(s, pl + 1, "%.*s", pl && prefix[pl - 1] == '.' ? (int)pl - 1 : (int)pl, prefix);
+		free((char *)old);
+		meta[i].prefix = s;
+	}
+	return 0;
+}
+
+static int save_any(struct source *s, const char *key, const char *out, const char *prefix)
+{
+	struct vt_err err = { 0 };
+	struct vt_weights w;
+	struct vt_named *t = NULL;
+	struct vt_meta *meta = NULL;
+	size_t n = 0, nmeta = 0;
+	int rc;
+
+	if ((rc = check_output(s, out)))
+		return rc;
+	if ((rc = vt_weights_find(&s->pth, key, &w, &err)) ||
+	    (rc = vt_weights_state_dict(&w, &t, &n, &meta, &nmeta, &err))) {
+		vt_err_prefix(&err, "%s", s->label);
+		return report(&err);
+	}
+	if (prefix && add_prefix(t, n, meta, nmeta, prefix)) {
+		rc = EXIT_FAIL;
+		fprintf(stderr, "vggtl: out of memory\n");
+	} else if (vt_pth_write_state_dict(out, s->src, t, n, nmeta ? meta : NULL, nmeta, &err)) {
+		rc = report(&err);
+	}
+	vt_named_free(t, n);
+	vt_meta_free(meta, nmeta);
+	return rc;
+}
 
 int cmd_save_weights(int argc, char **argv)
 {
 	struct source s = { 0 };
-	const char *out = NULL, *prefix = NULL;
+	const char *out = NULL, *prefix = NULL, *key = NULL;
 	int nargs = 0, rc;
 	const struct option opts[] = {
 		{ OPT_STRING, "output", 'o', &out, NULL, "OUT", "the file to write (replaced atomically)" },
+		{ OPT_STRING, "key", 0, &key, NULL, "K", "the weights under key K (a dotted path) of a training dict" },
 		{ OPT_STRING, "add-prefix", 0, &prefix, NULL, "PREFIX", "prepend PREFIX to every key, e.g. module." },
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -27,9 +91,13 @@ int cmd_save_weights(int argc, char **argv)
 		fprintf(stderr, "vggtl save-weights: no output file: give -o OUT\n");
 		return EXIT_USAGE;
 	}
-	rc = source_open(&s, nargs, argv, 1);
+	if (s.arch && key) {
+		fprintf(stderr, "vggtl save-weights: --key goes with a FILE\n");
+		return EXIT_USAGE;
+	}
+	rc = source_open(&s, nargs, argv, 0);
 	if (rc == EXIT_OK)
-		rc = write_model(&s, out, 0, prefix);
+		rc = s.has_pth ? save_any(&s, key, out, prefix) : write_model(&s, out, 0, prefix);
 	source_close(&s);
 	return rc;
 }

@@ -17,6 +17,7 @@ static const struct {
 	{ "eval", cmd_eval, "loss, accuracy and per-class accuracy on a test set" },
 	{ "predict", cmd_predict, "top classes of PNG images" },
 	{ "verify", cmd_verify, "check every CRC and every tensor's bounds in a .pth file" },
+	{ "scan", cmd_scan, "list every global and call a file's pickles hold; flag the dangerous" },
 };
 
 static void help(FILE *f)

@@ -696,10 +696,6 @@ static int parse_module(const struct vt_pk *obj, const char *name, const char *p
 
 /* ---- state_dicts ---------------------------------------------------------------------- */
 
-static const char *const weight_keys[] = {
-	"state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "module", NULL
-};
-
 static int has_tensor_values(const struct vt_pk *d)
 {
 	size_t i;
@@ -929,52 +925,46 @@ static int from_state_dict(struct vt_model *m, const struct vt_pk *d, struct vt_
 	return rc;
 }
 
+/* A VGG from a module record (DataParallel seen through) or a state_dict. */
 static int find_model(struct vt_model *m, const struct vt_pk *v, int depth, struct vt_err *err)
 {
-	int i;
-
 	if (depth > 4 || !v)
 		return VT_ENOTFOUND;
 	if (v->kind == VT_PK_OBJECT) {
-		const char *cls = v->u.obj.cls->u.global.name;
+		const char *cls = vt_pk_obj_class(v);
 		struct vt_module *root;
 		size_t budget = MAX_MODULES;
 		int rc;
+		if (!cls)
+			return vt_err_set(err, VT_EFORMAT, "the saved model is not a class instance");
 		if (strcmp(cls, "DataParallel") == 0 || strcmp(cls, "DistributedDataParallel") == 0) {
 			const struct vt_pk *mods = vt_pk_dict_get(vt_pk_obj_state(v), "_modules");
 			return find_model(m, vt_pk_dict_get(mods, "module"), depth + 1, err);
 		}
+		if (strcmp(cls, "VGG") != 0)
+			return vt_err_set(err, VT_EUNSUPPORTED, "the saved model is a %s, not a VGG", cls);
 		if ((rc = parse_module(v, "", "", 0, &budget, &root, err)))
 			return rc;
 		m->root = root;
-		if (root->kind != VT_MOD_VGG)
-			return vt_err_set(err, VT_EUNSUPPORTED, "the saved model is a %s, not a VGG",
-					  v->u.obj.cls->u.global.name);
 		return vt_model_check(m, err);
 	}
-	if (v->kind != VT_PK_DICT)
-		return VT_ENOTFOUND;
-	if (has_tensor_values(v))
+	if (v->kind == VT_PK_DICT && has_tensor_values(v))
 		return from_state_dict(m, v, err);
-	for (i = 0; weight_keys[i]; i++) {
-		int rc = find_model(m, vt_pk_dict_get(v, weight_keys[i]), depth + 1, err);
-		if (rc != VT_ENOTFOUND)
-			return rc;
-	}
 	return VT_ENOTFOUND;
 }
 
 static void name_arch(struct vt_model *m);
 
-int vt_model_from_pth(struct vt_model *m, struct vt_pth *pth, struct vt_err *err)
+int vt_model_from_weights(struct vt_model *m, const struct vt_weights *w, struct vt_err *err)
 {
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	rc = find_model(m, pth->root, 0, err);
+	if (w->kind == VT_WEIGHTS_SCRIPT)
+		return vt_err_set(err, VT_EUNSUPPORTED, "this is a TorchScript archive, not a torch.save of a VGG");
+	rc = find_model(m, w->node, 0, err);
 	if (rc == VT_ENOTFOUND)
-		rc = vt_err_set(err, VT_EFORMAT,
-				"no model in this file: neither a whole model, a state_dict, nor a dict holding one under 'state_dict', 'model_state_dict', 'model', 'net' or 'state_dict_ema'");
+		rc = vt_err_set(err, VT_EFORMAT, "no VGG in this file");
 	if (rc) {
 		vt_model_release(m);
 		return rc;
@@ -982,6 +972,17 @@ int vt_model_from_pth(struct vt_model *m, struct vt_pth *pth, struct vt_err *err
 	if (!m->arch[0])
 		name_arch(m);
 	return 0;
+}
+
+int vt_model_from_pth(struct vt_model *m, struct vt_pth *pth, struct vt_err *err)
+{
+	struct vt_weights w;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = vt_weights_find(pth, NULL, &w, err)))
+		return rc;
+	return vt_model_from_weights(m, &w, err);
 }
 
 /* Names a whole-model tree after the cfg its features match, if any. */

@@ -5,6 +5,8 @@
  * order first met and written in string order ("0", "1", "10", "2"...), "archive/version"
  * = "3\n".  Tensors are _rebuild_tensor_v2 with 6 arguments and storages tagged 'cpu', so
  * files load with weights_only=True in torch 1.13 and 2.x and on machines without a GPU.
+ * Quantized tensors are _rebuild_qtensor, as torch writes them (2.x's weights_only accepts
+ * it; 1.13's does not, for torch's own files either).
  *
  * Storage bytes are streamed, never held whole: copied from the source file (reusing the
  * CRC-32 of the source zip's directory when it has one), inflated from a deflated record, generated
@@ -167,28 +169,71 @@ void vt_pkw_ordereddict(struct vt_pkw *pk)
 	vt_pkw_put(pk);
 }
 
-void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param)
+/* The persistent id ('storage', torch.<X>Storage, key, 'cpu', numel), loaded */
+static void storage_pid(struct vt_pthw *w, const struct vt_storage *s)
 {
 	struct vt_pkw *pk = &w->pk;
 	char key[24];
 
-	snprintf(key, sizeof(key), "%d", storage_index(w, t->storage));
+	snprintf(key, sizeof(key), "%d", storage_index(w, s));
+	vt_pkw_op(pk, VT_OP_MARK);
+	vt_pkw_str_interned(pk, "storage");
+	vt_pkw_global(pk, "torch", vt_dtype_info(s->dtype)->storage);
+	vt_pkw_str_key(pk, key);
+	vt_pkw_str_interned(pk, "cpu");
+	vt_pkw_int(pk, (int64_t)s->numel);
+	vt_pkw_op(pk, VT_OP_TUPLE);
+	vt_pkw_put(pk);
+	vt_pkw_op(pk, VT_OP_BINPERSID);
+}
+
+/* _rebuild_qtensor(storage, offset, size, stride, quantizer_params, requires_grad,
+ * OrderedDict()), as Tensor._reduce_ex_internal writes a quantized tensor */
+static void qtensor(struct vt_pthw *w, const struct vt_tensor *t)
+{
+	struct vt_pkw *pk = &w->pk;
+	int per_channel = t->q_scales != NULL;
+
+	vt_pkw_global(pk, "torch._utils", "_rebuild_qtensor");
+	vt_pkw_op(pk, VT_OP_MARK);
+	storage_pid(w, t->storage);
+	vt_pkw_int(pk, t->offset);
+	int_tuple(pk, t->size, t->ndim);
+	int_tuple(pk, t->stride, t->ndim);
+	vt_pkw_tuple_begin(pk, per_channel ? 4 : 3);
+	vt_pkw_global(pk, "torch", vt_qscheme_names[t->qscheme]);
+	if (per_channel) {
+		vt_pthw_tensor(w, t->q_scales, 0);
+		vt_pthw_tensor(w, t->q_zero_points, 0);
+		vt_pkw_int(pk, t->q_axis);
+	} else {
+		vt_pkw_float(pk, t->q_scale);
+		vt_pkw_int(pk, t->q_zero_point);
+	}
+	vt_pkw_tuple_end(pk, per_channel ? 4 : 3);
+	vt_pkw_bool(pk, t->requires_grad);
+	vt_pkw_ordereddict(pk);
+	vt_pkw_op(pk, VT_OP_TUPLE);
+	vt_pkw_put(pk);
+	vt_pkw_op(pk, VT_OP_REDUCE);
+	vt_pkw_put(pk);
+}
+
+void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param)
+{
+	struct vt_pkw *pk = &w->pk;
+
+	if (t->qscheme) {
+		qtensor(w, t);
+		return;
+	}
 	if (as_param) {
 		vt_pkw_global(pk, "torch._utils", "_rebuild_parameter");
 		vt_pkw_op(pk, VT_OP_MARK);
 	}
 	vt_pkw_global(pk, "torch._utils", "_rebuild_tensor_v2");
 	vt_pkw_op(pk, VT_OP_MARK);
-	/* persistent id ('storage', torch.<X>Storage, key, 'cpu', numel) */
-	vt_pkw_op(pk, VT_OP_MARK);
-	vt_pkw_str_interned(pk, "storage");
-	vt_pkw_global(pk, "torch", vt_dtype_info(t->storage->dtype)->storage);
-	vt_pkw_str_key(pk, key);
-	vt_pkw_str_interned(pk, "cpu");
-	vt_pkw_int(pk, (int64_t)t->storage->numel);
-	vt_pkw_op(pk, VT_OP_TUPLE);
-	vt_pkw_put(pk);
-	vt_pkw_op(pk, VT_OP_BINPERSID);
+	storage_pid(w, t->storage);
 	vt_pkw_int(pk, t->offset);
 	int_tuple(pk, t->size, t->ndim);
 	int_tuple(pk, t->stride, t->ndim);

@@ -231,6 +231,9 @@ static void test_write(void)
 
 static int model_rc;          /* what vt_model_from_pth gave in the last open_mem */
 static char model_msg[512];
+static int weights_rc;        /* what vt_weights_find + vt_weights_state_dict gave */
+static char weights_msg[512];
+static int repr_ok;           /* vt_mod_repr printed the module tree */
 
 /* Opens an exact-size heap copy (so a sanitizer sees any read past the end) and, when that
  * works, exercises everything built on top.  Returns the open's result. */
@@ -253,6 +256,25 @@ static int open_mem(const unsigned char *data, size_t len, char *msg, size_t msg
 		err.msg[0] = '\0';
 		model_rc = vt_model_from_pth(&m, &pth, &err);
 		snprintf(model_msg, sizeof(model_msg), "%s", err.msg);
+		{ /* the any-model readers, on the same tree */
+			struct vt_weights w;
+			struct vt_named *t = NULL;
+			struct vt_meta *meta = NULL;
+			size_t n = 0, nmeta = 0;
+			err.msg[0] = '\0';
+			weights_rc = vt_weights_find(&pth, NULL, &w, &err);
+			if (weights_rc == 0 && (weights_rc = vt_weights_state_dict(&w, &t, &n, &meta, &nmeta, &err)) == 0) {
+				vt_named_free(t, n);
+				vt_meta_free(meta, nmeta);
+			}
+			repr_ok = 0;
+			if (weights_rc == 0 && w.kind == VT_WEIGHTS_MODULE) {
+				char *text = vt_mod_repr(w.node);
+				repr_ok = text != NULL;
+				free(text);
+			}
+			snprintf(weights_msg, sizeof(weights_msg), "%s", err.msg);
+		}
 		if (model_rc == 0) {
 			struct vt_named *t = NULL;
 			size_t n = 0;
@@ -545,7 +567,10 @@ static void test_exhaustion(void)
 	 * through the memo: 8^16 modules for a reader that copies a subtree each time it meets it */
 	PUT("\x80\x02" "ctorch.nn.modules.activation\nReLU\n)\x81}X\x07\x00\x00\x00inplace\x89sbq\x01" "0");
 	for (i = 0; i < 16; i++) {
-		PUT("ctorch.nn.modules.container\nSequential\n)\x81}X\x08\x00\x00\x00_modules}(");
+		if (i < 15)
+			PUT("ctorch.nn.modules.container\nSequential\n)\x81}X\x08\x00\x00\x00_modules}(");
+		else /* a VGG at the root, so that the VGG reader walks it too */
+			PUT("ctorchvision.models.vgg\nVGG\n)\x81}X\x08\x00\x00\x00_modules}(");
 		for (k = 0; k < 8; k++) {
 			PUT("X\x01\x00\x00\x00");
 			pkl[n++] = (char)('0' + k);
@@ -557,6 +582,8 @@ static void test_exhaustion(void)
 	rc = legacy_with(pkl, n, msg, sizeof(msg));
 	CHECK(rc == 0 && model_rc == VT_EUNSUPPORTED && strstr(model_msg, "more than 4096 modules"),
 	      "a module DAG of 8^16 paths in %zu bytes: the model is refused (%s)", n, rc ? msg : model_msg);
+	CHECK(rc == 0 && weights_rc == VT_EUNSUPPORTED && strstr(weights_msg, "more than 100000 modules") && !repr_ok,
+	      "a module DAG of 8^16 paths: its state_dict and its text are refused (%s)", rc ? msg : weights_msg);
 
 	/* _rebuild_from_type_v2(_rebuild_from_type_v2, None, (... LEVELS deep ...), {}) */
 	n = 0;

@@ -1,0 +1,1011 @@
+/* module_repr.c - print(model) for any module tree read from a file (see include/vt_module.h).
+ *
+ * Module.__repr__ of torch 1.13 (torch/nn/modules/module.py): "<Class>(" then, when there are
+ * children or the extra_repr() has several lines, every extra line and "(<key>): <child>"
+ * on lines of their own, indented by two spaces (_addindent), then ")"; a single extra line
+ * and no children print inline.  <Class> is the pickled class name, so user classes that keep
+ * Module's __repr__ (a tutorial's Tudui) print as Python prints them.
+ *
+ * extra_repr() is transcribed per class in the table `classes` below, from the attributes the
+ * pickle holds (the module's __dict__).  A class missing from the table prints no extra text,
+ * as Module.extra_repr does; subclasses of standard layers (torchvision's LayerNorm2d) are
+ * listed with their base's function.  Values print as Python's str() and repr() print them
+ * (py_str/py_repr).
+ */
+#include "vt_module.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbuf.h"
+#include "vt_model.h" /* vt_py_float_repr */
+
+/* ---- Python's str() and repr() of pickled values ----------------------------------------- */
+
+static void py_repr(struct sbuf *b, const struct vt_pk *v, int depth);
+
+/* repr() of a str: single quotes unless it holds a ' and no ", escapes as Python's. */
+static void py_str_repr(struct sbuf *b, const char *s, size_t n)
+{
+	char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
+	size_t i;
+
+	sb_put(b, &q, 1);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\\' || c == (unsigned char)q)
+			sb_printf(b, "\\%c", c);
+		else if (c == '\n')
+			sb_puts(b, "\\n");
+		else if (c == '\t')
+			sb_puts(b, "\\t");
+		else if (c == '\r')
+			sb_puts(b, "\\r");
+		else if (c < 0x20 || c == 0x7f)
+			sb_printf(b, "\\x%02x", c);
+		else
+			sb_put(b, (const char *)&c, 1);
+	}
+	sb_put(b, &q, 1);
+}
+
+static void py_float(struct sbuf *b, double f)
+{
+	char tmp[40];
+
+	vt_py_float_repr(f, tmp, sizeof(tmp));
+	sb_puts(b, tmp);
+}
+
+static void py_seq(struct sbuf *b, const struct vt_pk *v, const char *open, const char *close, int depth)
+{
+	size_t i;
+
+	sb_puts(b, open);
+	for (i = 0; i < v->u.seq.n; i++) {
+		if (i)
+			sb_puts(b, ", ");
+		py_repr(b, v->u.seq.items[i], depth + 1);
+	}
+	if (v->kind == VT_PK_TUPLE && v->u.seq.n == 1)
+		sb_puts(b, ",");
+	sb_puts(b, close);
+}
+
+static void py_repr(struct sbuf *b, const struct vt_pk *v, int depth)
+{
+	size_t i;
+
+	if (!v || depth > 32) {
+		sb_puts(b, "...");
+		return;
+	}
+	switch (v->kind) {
+	case VT_PK_NONE:
+		sb_puts(b, "None");
+		break;
+	case VT_PK_BOOL:
+		sb_puts(b, v->u.b ? "True" : "False");
+		break;
+	case VT_PK_INT:
+		sb_printf(b, "%lld", (long long)v->u.i);
+		break;
+	case VT_PK_FLOAT:
+		py_float(b, v->u.f);
+		break;
+	case VT_PK_STR:
+		py_str_repr(b, v->u.str.s, v->u.str.len);
+		break;
+	case VT_PK_BYTES:
+		sb_puts(b, "b");
+		py_str_repr(b, v->u.str.s, v->u.str.len);
+		break;
+	case VT_PK_TUPLE:
+		py_seq(b, v, "(", ")", depth);
+		break;
+	case VT_PK_LIST:
+		py_seq(b, v, "[", "]", depth);
+		break;
+	case VT_PK_SET:
+		if (v->u.seq.n == 0)
+			sb_puts(b, "set()");
+		else
+			py_seq(b, v, "{", "}", depth);
+		break;
+	case VT_PK_DICT:
+		sb_puts(b, "{");
+		for (i = 0; i < v->u.dict.n; i++) {
+			if (i)
+				sb_puts(b, ", ");
+			py_repr(b, v->u.dict.keys[i], depth + 1);
+			sb_puts(b, ": ");
+			py_repr(b, v->u.dict.vals[i], depth + 1);
+		}
+		sb_puts(b, "}");
+		break;
+	case VT_PK_GLOBAL:
+		sb_printf(b, "<%s.%s>", v->u.global.module, v->u.global.name);
+		break;
+	default: {
+		char cls[256];
+		sb_printf(b, "<%s>", vt_pk_class_path(v, cls, sizeof(cls)));
+		break;
+	}
+	}
+}
+
+/* str(): text prints bare, everything else as repr(). */
+static void py_str(struct sbuf *b, const struct vt_pk *v)
+{
+	if (v && v->kind == VT_PK_STR)
+		sb_put(b, v->u.str.s, v->u.str.len);
+	else
+		py_repr(b, v, 0);
+}
+
+/* ---- the attributes extra_repr reads ----------------------------------------------------- */
+
+static const struct vt_pk *attr(const struct vt_pk *mod, const char *name)
+{
+	return vt_pk_dict_get(vt_pk_obj_state(mod), name);
+}
+
+/* A parameter or buffer (weight, bias): 1 when present and not None. */
+static int has_tensor(const struct vt_pk *mod, const char *name)
+{
+	const struct vt_pk *d = vt_mod_dict(mod, "_parameters"), *v = vt_pk_dict_get(d, name);
+
+	if (!v)
+		v = vt_pk_dict_get(vt_mod_dict(mod, "_buffers"), name);
+	return vt_pk_tensor(v) != NULL;
+}
+
+/* Python truthiness of an attribute: False, None, 0, 0.0, "" and () are false. */
+static int truthy(const struct vt_pk *v)
+{
+	if (!v)
+		return 0;
+	switch (v->kind) {
+	case VT_PK_NONE:
+		return 0;
+	case VT_PK_BOOL:
+		return v->u.b;
+	case VT_PK_INT:
+		return v->u.i != 0;
+	case VT_PK_FLOAT:
+		return v->u.f != 0.0;
+	case VT_PK_STR:
+	case VT_PK_BYTES:
+		return v->u.str.len != 0;
+	case VT_PK_TUPLE:
+	case VT_PK_LIST:
+	case VT_PK_SET:
+		return v->u.seq.n != 0;
+	case VT_PK_DICT:
+		return v->u.dict.n != 0;
+	default:
+		return 1;
+	}
+}
+
+/* v equals the int x, or is a tuple of x's (Conv's `self.padding != (0,) * len(self.padding)`). */
+static int all_ints(const struct vt_pk *v, int64_t x)
+{
+	size_t i;
+
+	if (v && v->kind == VT_PK_INT)
+		return v->u.i == x;
+	if (!v || v->kind != VT_PK_TUPLE)
+		return 0;
+	for (i = 0; i < v->u.seq.n; i++)
+		if (v->u.seq.items[i]->kind != VT_PK_INT || v->u.seq.items[i]->u.i != x)
+			return 0;
+	return 1;
+}
+
+/* Python's str.format over the module's attributes: "{name}" is str(attr), "{name!r}"
+ * repr(attr); "{{" and "}}" are braces. */
+static void fmt(struct sbuf *b, const struct vt_pk *mod, const char *f)
+{
+	while (*f) {
+		const char *close;
+		if (f[0] == '{' && f[1] == '{') {
+			sb_puts(b, "{");
+			f += 2;
+		} else if (f[0] == '}' && f[1] == '}') {
+			sb_puts(b, "}");
+			f += 2;
+		} else if (f[0] == '{' && (close = strchr(f, '}'))) {
+			char name[64];
+			size_t n = (size_t)(close - f - 1);
+			int rep = n > 2 && f[n - 1] == '!' && f[n] == 'r';
+			if (rep)
+				n -= 2;
+			if (n >= sizeof(name))
+				n = sizeof(name) - 1;
+			memcpy(name, f + 1, n);
+			name[n] = '\0';
+			if (rep)
+				py_repr(b, attr(mod, name), 0);
+			else
+				py_str(b, attr(mod, name));
+			f = close + 1;
+		} else {
+			sb_put(b, f, 1);
+			f++;
+		}
+	}
+}
+
+/* ---- the tests extra_repr makes ---------------------------------------------------------- */
+
+/* `v is None`; an attribute the pickle lacks counts as None (older files, where the class's
+ * __setstate__ or a later __init__ would default it). */
+static int is_none(const struct vt_pk *v)
+{
+	return !v || v->kind == VT_PK_NONE;
+}
+
+/* `v is True` / `v is False`: only a bool is; inplace=1 is not True. */
+static int is_bool(const struct vt_pk *v, int b)
+{
+	return v && v->kind == VT_PK_BOOL && !v->u.b == !b;
+}
+
+/* `v == x` for a number (bools compare as 0 and 1, as in Python); anything else is unequal. */
+static int num_eq(const struct vt_pk *v, double x)
+{
+	if (!v)
+		return 0;
+	if (v->kind == VT_PK_INT)
+		return (double)v->u.i == x;
+	if (v->kind == VT_PK_FLOAT)
+		return v->u.f == x;
+	if (v->kind == VT_PK_BOOL)
+		return (v->u.b ? 1.0 : 0.0) == x;
+	return 0;
+}
+
+/* `v != x`, where a missing attribute takes its default (so the branch is not taken). */
+static int num_ne(const struct vt_pk *v, double x)
+{
+	return v && !num_eq(v, x);
+}
+
+/* A parameter, buffer or plain attribute by name, as getattr(module, name) finds it. */
+static const struct vt_pk *member(const struct vt_pk *m, const char *name)
+{
+	const struct vt_pk *v = attr(m, name);
+
+	if (!v)
+		v = vt_pk_dict_get(vt_mod_dict(m, "_parameters"), name);
+	if (!v)
+		v = vt_pk_dict_get(vt_mod_dict(m, "_buffers"), name);
+	if (!v)
+		v = vt_pk_dict_get(vt_mod_dict(m, "_modules"), name);
+	return v;
+}
+
+/* ---- extra_repr of each class ------------------------------------------------------------ */
+
+/* _ConvNd (conv.py); padding may be a string ('same'), which is never all zeros. */
+static void conv_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *pm = attr(m, "padding_mode");
+
+	fmt(b, m, "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}");
+	if (!all_ints(attr(m, "padding"), 0))
+		fmt(b, m, ", padding={padding}");
+	if (!all_ints(attr(m, "dilation"), 1))
+		fmt(b, m, ", dilation={dilation}");
+	if (!all_ints(attr(m, "output_padding"), 0))
+		fmt(b, m, ", output_padding={output_padding}");
+	if (num_ne(attr(m, "groups"), 1))
+		fmt(b, m, ", groups={groups}");
+	if (!has_tensor(m, "bias"))
+		sb_puts(b, ", bias=False");
+	if (pm && !vt_pk_is_str(pm, "zeros")) /* files from before padding_mode mean 'zeros' */
+		fmt(b, m, ", padding_mode={padding_mode}");
+}
+
+static void linear_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "in_features={in_features}, out_features={out_features}, bias=");
+	sb_puts(b, has_tensor(m, "bias") ? "True" : "False");
+}
+
+static void bilinear_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "in1_features={in1_features}, in2_features={in2_features}, out_features={out_features}, bias=");
+	sb_puts(b, has_tensor(m, "bias") ? "True" : "False");
+}
+
+/* _NormBase: batch, instance and sync batch norms, lazy or not. */
+static void norm_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}");
+}
+
+static void layer_norm_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}");
+}
+
+static void group_norm_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{num_groups}, {num_channels}, eps={eps}, affine={affine}");
+}
+
+static void lrn_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{size}, alpha={alpha}, beta={beta}, k={k}");
+}
+
+/* ReLU, ReLU6, SiLU, Mish, SELU: the flag alone; the others append it after their values. */
+static void inplace_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	if (truthy(attr(m, "inplace")))
+		sb_puts(b, "inplace=True");
+}
+
+static void inplace_tail(struct sbuf *b, const struct vt_pk *m)
+{
+	if (truthy(attr(m, "inplace")))
+		sb_puts(b, ", inplace=True");
+}
+
+static void threshold_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "threshold={threshold}, value={value}");
+	inplace_tail(b, m);
+}
+
+static void rrelu_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "lower={lower}, upper={upper}");
+	inplace_tail(b, m);
+}
+
+static void hardtanh_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "min_val={min_val}, max_val={max_val}");
+	inplace_tail(b, m);
+}
+
+static void elu_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "alpha={alpha}");
+	inplace_tail(b, m);
+}
+
+static void leaky_relu_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "negative_slope={negative_slope}");
+	inplace_tail(b, m);
+}
+
+static void gelu_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *a = attr(m, "approximate");
+
+	sb_puts(b, "approximate=");
+	if (a)
+		py_repr(b, a, 0);
+	else /* GELU before torch 1.12 had only the exact form */
+		sb_puts(b, "'none'");
+}
+
+static void lambd_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{lambd}");
+}
+
+static void softplus_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "beta={beta}, threshold={threshold}");
+}
+
+static void prelu_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "num_parameters={num_parameters}");
+}
+
+/* GLU, and the softmaxes, whose __setstate__ gives files from before `dim` a None. */
+static void dim_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	sb_puts(b, "dim=");
+	py_str(b, is_none(attr(m, "dim")) ? NULL : attr(m, "dim"));
+}
+
+static void groups_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "groups={groups}");
+}
+
+static void dropout_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "p={p}, inplace={inplace}");
+}
+
+static void flatten_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "start_dim={start_dim}, end_dim={end_dim}");
+}
+
+static void unflatten_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "dim={dim}, unflattened_size={unflattened_size}");
+}
+
+static void fold_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "output_size={output_size}, kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}");
+}
+
+static void unfold_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}");
+}
+
+static void const_pad_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "padding={padding}, value={value}");
+}
+
+/* Reflection, replication and ZeroPad2d: the padding tuple alone. */
+static void pad_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{padding}");
+}
+
+static void pixel_shuffle_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "upscale_factor={upscale_factor}");
+}
+
+static void pixel_unshuffle_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "downscale_factor={downscale_factor}");
+}
+
+static void maxpool_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={ceil_mode}");
+}
+
+/* _MaxUnpoolNd and _AvgPoolNd; AvgPool3d's __setstate__ defaults a missing padding to 0. */
+static void unpool_avgpool_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "kernel_size={kernel_size}, stride={stride}, padding=");
+	if (attr(m, "padding"))
+		fmt(b, m, "{padding}");
+	else
+		sb_puts(b, "0");
+}
+
+static void lppool_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "norm_type={norm_type}, kernel_size={kernel_size}, stride={stride}, ceil_mode={ceil_mode}");
+}
+
+static void output_size_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "output_size={output_size}");
+}
+
+/* RNNBase: each option only when it differs from its default, tested as rnn.py tests it
+ * (identity for the bools, so bias=1 prints). */
+static void rnn_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *v;
+
+	fmt(b, m, "{input_size}, {hidden_size}");
+	if (num_ne(attr(m, "proj_size"), 0)) /* missing before 1.8: __setstate__ makes it 0 */
+		fmt(b, m, ", proj_size={proj_size}");
+	if (num_ne(attr(m, "num_layers"), 1))
+		fmt(b, m, ", num_layers={num_layers}");
+	if ((v = attr(m, "bias")) && !is_bool(v, 1))
+		fmt(b, m, ", bias={bias}");
+	if ((v = attr(m, "batch_first")) && !is_bool(v, 0))
+		fmt(b, m, ", batch_first={batch_first}");
+	if (num_ne(attr(m, "dropout"), 0))
+		fmt(b, m, ", dropout={dropout}");
+	if ((v = attr(m, "bidirectional")) && !is_bool(v, 0))
+		fmt(b, m, ", bidirectional={bidirectional}");
+}
+
+static void rnn_cell_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *v;
+
+	fmt(b, m, "{input_size}, {hidden_size}");
+	if ((v = attr(m, "bias")) && !is_bool(v, 1))
+		fmt(b, m, ", bias={bias}");
+	if ((v = attr(m, "nonlinearity")) && !vt_pk_is_str(v, "tanh"))
+		fmt(b, m, ", nonlinearity={nonlinearity}");
+}
+
+static void embedding_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *v;
+
+	fmt(b, m, "{num_embeddings}, {embedding_dim}");
+	if (!is_none(attr(m, "padding_idx")))
+		fmt(b, m, ", padding_idx={padding_idx}");
+	if (!is_none(attr(m, "max_norm")))
+		fmt(b, m, ", max_norm={max_norm}");
+	if (num_ne(attr(m, "norm_type"), 2))
+		fmt(b, m, ", norm_type={norm_type}");
+	if ((v = attr(m, "scale_grad_by_freq")) && !is_bool(v, 0))
+		fmt(b, m, ", scale_grad_by_freq={scale_grad_by_freq}");
+	if ((v = attr(m, "sparse")) && !is_bool(v, 0))
+		sb_puts(b, ", sparse=True");
+}
+
+static void embedding_bag_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *v;
+
+	fmt(b, m, "{num_embeddings}, {embedding_dim}");
+	if (!is_none(attr(m, "max_norm")))
+		fmt(b, m, ", max_norm={max_norm}");
+	if (num_ne(attr(m, "norm_type"), 2))
+		fmt(b, m, ", norm_type={norm_type}");
+	if ((v = attr(m, "scale_grad_by_freq")) && !is_bool(v, 0))
+		fmt(b, m, ", scale_grad_by_freq={scale_grad_by_freq}");
+	fmt(b, m, ", mode={mode}");
+	if (!is_none(attr(m, "padding_idx")))
+		fmt(b, m, ", padding_idx={padding_idx}");
+}
+
+static void upsample_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	if (!is_none(attr(m, "scale_factor")))
+		fmt(b, m, "scale_factor={scale_factor}");
+	else
+		fmt(b, m, "size={size}");
+	fmt(b, m, ", mode={mode}");
+}
+
+/* One entry of ParameterList/ParameterDict's extra_repr: "  (k): Parameter containing:
+ * [torch.float32 of size 3x4]" (the list names the dtype, the dict torch.typename()), or
+ * "Object of type: int" for what is not a tensor. */
+static void param_line(struct sbuf *b, const struct vt_pk *key, const struct vt_pk *v, int typename)
+{
+	const struct vt_tensor *t = vt_pk_tensor(v);
+	const char *loc = t && t->storage && t->storage->location ? t->storage->location : "";
+	int cuda = strncmp(loc, "cuda", 4) == 0;
+	int i;
+
+	sb_puts(b, "  (");
+	py_str(b, key);
+	sb_puts(b, "): ");
+	if (!t) {
+		const char *type = "object";
+		if (!v || v->kind == VT_PK_NONE)
+			type = "NoneType";
+		else if (v->kind == VT_PK_BOOL)
+			type = "bool";
+		else if (v->kind == VT_PK_INT)
+			type = "int";
+		else if (v->kind == VT_PK_FLOAT)
+			type = "float";
+		else if (v->kind == VT_PK_STR)
+			type = "str";
+		else if (v->kind == VT_PK_BYTES)
+			type = "bytes";
+		else if (v->kind == VT_PK_TUPLE)
+			type = "tuple";
+		else if (v->kind == VT_PK_LIST)
+			type = "list";
+		else if (v->kind == VT_PK_SET)
+			type = "set";
+		else if (v->kind == VT_PK_DICT)
+			type = "dict";
+		else if (vt_pk_obj_class(v))
+			type = vt_pk_obj_class(v);
+		sb_printf(b, "Object of type: %s", type);
+		return;
+	}
+	sb_printf(b, "%s containing: [", t->is_param ? "Parameter" : "Tensor");
+	if (typename) { /* Tensor.type(): the legacy class, "FloatStorage" less "Storage" */
+		const char *st = vt_dtype_info(t->dtype)->storage;
+		sb_printf(b, "torch.%s%.*sTensor", cuda ? "cuda." : "", (int)(strlen(st) - strlen("Storage")), st);
+	} else {
+		sb_printf(b, "torch.%s", vt_dtype_info(t->dtype)->name);
+	}
+	sb_puts(b, " of size ");
+	for (i = 0; i < t->ndim; i++)
+		sb_printf(b, "%s%lld", i ? "x" : "", (long long)t->size[i]);
+	if (cuda) /* torch.save writes "cuda:N"; get_device() is N */
+		sb_printf(b, " (GPU %d)", loc[4] == ':' ? atoi(loc + 5) : 0);
+	sb_puts(b, "]");
+}
+
+/* ParameterList (torch >= 1.12): items "0".."_size-1", read with getattr; older files kept
+ * them all in _parameters. */
+static void param_list_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *size = attr(m, "_size"), *params = vt_mod_dict(m, "_parameters");
+	size_t i;
+
+	if (size && size->kind == VT_PK_INT) {
+		for (i = 0; i < (size_t)size->u.i && i < 1000000; i++) {
+			char k[24];
+			struct vt_pk key = { 0 };
+			snprintf(k, sizeof(k), "%zu", i);
+			key.kind = VT_PK_STR;
+			key.u.str.s = k;
+			key.u.str.len = strlen(k);
+			if (i)
+				sb_puts(b, "\n");
+			param_line(b, &key, member(m, k), 0);
+		}
+	} else {
+		for (i = 0; params && i < params->u.dict.n; i++) {
+			if (i)
+				sb_puts(b, "\n");
+			param_line(b, params->u.dict.keys[i], params->u.dict.vals[i], 0);
+		}
+	}
+}
+
+/* ParameterDict: the keys of _keys in order (torch >= 1.12), else _parameters'. */
+static void param_dict_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_pk *keys = attr(m, "_keys"), *params = vt_mod_dict(m, "_parameters");
+	size_t i;
+
+	if (keys && keys->kind == VT_PK_DICT) {
+		for (i = 0; i < keys->u.dict.n; i++) {
+			const struct vt_pk *k = keys->u.dict.keys[i];
+			char name[256];
+			size_t n = k->kind == VT_PK_STR ? k->u.str.len : 0;
+			if (n >= sizeof(name))
+				n = sizeof(name) - 1;
+			memcpy(name, n ? k->u.str.s : "", n);
+			name[n] = '\0';
+			if (i)
+				sb_puts(b, "\n");
+			param_line(b, k, member(m, name), 1);
+		}
+	} else {
+		for (i = 0; params && i < params->u.dict.n; i++) {
+			if (i)
+				sb_puts(b, "\n");
+			param_line(b, params->u.dict.keys[i], params->u.dict.vals[i], 1);
+		}
+	}
+}
+
+/* ---- classes with their own __repr__ (torchvision): the text between "Name(" and ")" --- */
+
+static void frozen_bn_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	const struct vt_tensor *w = vt_pk_tensor(member(m, "weight"));
+
+	if (w && w->ndim > 0)
+		sb_printf(b, "%lld", (long long)w->size[0]);
+	else
+		sb_puts(b, "?");
+	fmt(b, m, ", eps={eps}");
+}
+
+static void stochastic_depth_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "p={p}, mode={mode}");
+}
+
+static void drop_block_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "p={p}, block_size={block_size}, inplace={inplace}");
+}
+
+static void roi_align_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "output_size={output_size}, spatial_scale={spatial_scale}, sampling_ratio={sampling_ratio}, aligned={aligned}");
+}
+
+static void ps_roi_align_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "output_size={output_size}, spatial_scale={spatial_scale}, sampling_ratio={sampling_ratio}");
+}
+
+/* RoIPool and PSRoIPool */
+static void roi_pool_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "output_size={output_size}, spatial_scale={spatial_scale}");
+}
+
+static void multiscale_roi_align_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "featmap_names={featmap_names}, output_size={output_size}, sampling_ratio={sampling_ratio}");
+}
+
+/* DeformConv2d compares its (always 2-tuple) padding and dilation with (0, 0) and (1, 1). */
+static void deform_conv_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}");
+	if (!all_ints(attr(m, "padding"), 0) || vt_pk_seq_len(attr(m, "padding")) != 2)
+		fmt(b, m, ", padding={padding}");
+	if (!all_ints(attr(m, "dilation"), 1) || vt_pk_seq_len(attr(m, "dilation")) != 2)
+		fmt(b, m, ", dilation={dilation}");
+	if (num_ne(attr(m, "groups"), 1))
+		fmt(b, m, ", groups={groups}");
+	if (!has_tensor(m, "bias"))
+		sb_puts(b, ", bias=False");
+}
+
+static void default_box_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "aspect_ratios={aspect_ratios}, clip={clip}, scales={scales}, steps={steps}");
+}
+
+static void rcnn_transform_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	fmt(b, m, "\n    Normalize(mean={image_mean}, std={image_std})");
+	fmt(b, m, "\n    Resize(min_size={min_size}, max_size={max_size}, mode='bilinear')\n");
+}
+
+typedef void (*extra_fn)(struct sbuf *b, const struct vt_pk *m);
+
+/* Class name -> extra_repr().  Subclasses that keep their base's extra_repr are listed by
+ * their own name (the pickle names the class, not its bases). */
+static const struct {
+	const char *name; /* the class name; the module is not checked (subclasses keep theirs) */
+	extra_fn fn;
+} classes[] = {
+	/* conv.py; torchvision's video Conv3DSimple and Conv3DNoTemporal are Conv3d */
+	{ "Conv1d", conv_repr },
+	{ "Conv2d", conv_repr },
+	{ "Conv3d", conv_repr },
+	{ "ConvTranspose1d", conv_repr },
+	{ "ConvTranspose2d", conv_repr },
+	{ "ConvTranspose3d", conv_repr },
+	{ "LazyConv1d", conv_repr },
+	{ "LazyConv2d", conv_repr },
+	{ "LazyConv3d", conv_repr },
+	{ "LazyConvTranspose1d", conv_repr },
+	{ "LazyConvTranspose2d", conv_repr },
+	{ "LazyConvTranspose3d", conv_repr },
+	{ "Conv3DSimple", conv_repr },
+	{ "Conv3DNoTemporal", conv_repr },
+	/* linear.py (Identity has no extra_repr) */
+	{ "Linear", linear_repr },
+	{ "LazyLinear", linear_repr },
+	{ "NonDynamicallyQuantizableLinear", linear_repr },
+	{ "Bilinear", bilinear_repr },
+	/* batchnorm.py, instancenorm.py */
+	{ "BatchNorm1d", norm_repr },
+	{ "BatchNorm2d", norm_repr },
+	{ "BatchNorm3d", norm_repr },
+	{ "LazyBatchNorm1d", norm_repr },
+	{ "LazyBatchNorm2d", norm_repr },
+	{ "LazyBatchNorm3d", norm_repr },
+	{ "SyncBatchNorm", norm_repr },
+	{ "InstanceNorm1d", norm_repr },
+	{ "InstanceNorm2d", norm_repr },
+	{ "InstanceNorm3d", norm_repr },
+	{ "LazyInstanceNorm1d", norm_repr },
+	{ "LazyInstanceNorm2d", norm_repr },
+	{ "LazyInstanceNorm3d", norm_repr },
+	/* normalization.py; torchvision's convnext LayerNorm2d is a LayerNorm */
+	{ "LayerNorm", layer_norm_repr },
+	{ "LayerNorm2d", layer_norm_repr },
+	{ "GroupNorm", group_norm_repr },
+	{ "LocalResponseNorm", lrn_repr },
+	{ "CrossMapLRN2d", lrn_repr },
+	/* activation.py (Sigmoid, Tanh, Hardswish, Hardsigmoid, Softsign, Tanhshrink,
+	 * LogSigmoid, Softmax2d and MultiheadAttention have no extra_repr) */
+	{ "ReLU", inplace_repr },
+	{ "ReLU6", inplace_repr },
+	{ "SiLU", inplace_repr },
+	{ "Mish", inplace_repr },
+	{ "SELU", inplace_repr },
+	{ "Threshold", threshold_repr },
+	{ "RReLU", rrelu_repr },
+	{ "Hardtanh", hardtanh_repr },
+	{ "ELU", elu_repr },
+	{ "CELU", elu_repr },
+	{ "LeakyReLU", leaky_relu_repr },
+	{ "GELU", gelu_repr },
+	{ "Hardshrink", lambd_repr },
+	{ "Softshrink", lambd_repr },
+	{ "Softplus", softplus_repr },
+	{ "PReLU", prelu_repr },
+	{ "GLU", dim_repr },
+	{ "Softmin", dim_repr },
+	{ "Softmax", dim_repr },
+	{ "LogSoftmax", dim_repr },
+	{ "ChannelShuffle", groups_repr },
+	/* dropout.py */
+	{ "Dropout", dropout_repr },
+	{ "Dropout1d", dropout_repr },
+	{ "Dropout2d", dropout_repr },
+	{ "Dropout3d", dropout_repr },
+	{ "AlphaDropout", dropout_repr },
+	{ "FeatureAlphaDropout", dropout_repr },
+	/* flatten.py, fold.py */
+	{ "Flatten", flatten_repr },
+	{ "Unflatten", unflatten_repr },
+	{ "Fold", fold_repr },
+	{ "Unfold", unfold_repr },
+	/* padding.py */
+	{ "ConstantPad1d", const_pad_repr },
+	{ "ConstantPad2d", const_pad_repr },
+	{ "ConstantPad3d", const_pad_repr },
+	{ "ZeroPad2d", pad_repr },
+	{ "ReflectionPad1d", pad_repr },
+	{ "ReflectionPad2d", pad_repr },
+	{ "ReflectionPad3d", pad_repr },
+	{ "ReplicationPad1d", pad_repr },
+	{ "ReplicationPad2d", pad_repr },
+	{ "ReplicationPad3d", pad_repr },
+	/* pixelshuffle.py */
+	{ "PixelShuffle", pixel_shuffle_repr },
+	{ "PixelUnshuffle", pixel_unshuffle_repr },
+	/* pooling.py (FractionalMaxPool2d/3d have no extra_repr) */
+	{ "MaxPool1d", maxpool_repr },
+	{ "MaxPool2d", maxpool_repr },
+	{ "MaxPool3d", maxpool_repr },
+	{ "MaxUnpool1d", unpool_avgpool_repr },
+	{ "MaxUnpool2d", unpool_avgpool_repr },
+	{ "MaxUnpool3d", unpool_avgpool_repr },
+	{ "AvgPool1d", unpool_avgpool_repr },
+	{ "AvgPool2d", unpool_avgpool_repr },
+	{ "AvgPool3d", unpool_avgpool_repr },
+	{ "LPPool1d", lppool_repr },
+	{ "LPPool2d", lppool_repr },
+	{ "AdaptiveMaxPool1d", output_size_repr },
+	{ "AdaptiveMaxPool2d", output_size_repr },
+	{ "AdaptiveMaxPool3d", output_size_repr },
+	{ "AdaptiveAvgPool1d", output_size_repr },
+	{ "AdaptiveAvgPool2d", output_size_repr },
+	{ "AdaptiveAvgPool3d", output_size_repr },
+	/* rnn.py */
+	{ "RNN", rnn_repr },
+	{ "LSTM", rnn_repr },
+	{ "GRU", rnn_repr },
+	{ "RNNCell", rnn_cell_repr },
+	{ "LSTMCell", rnn_cell_repr },
+	{ "GRUCell", rnn_cell_repr },
+	/* sparse.py, upsampling.py */
+	{ "Embedding", embedding_repr },
+	{ "EmbeddingBag", embedding_bag_repr },
+	{ "Upsample", upsample_repr },
+	{ "UpsamplingNearest2d", upsample_repr },
+	{ "UpsamplingBilinear2d", upsample_repr },
+	/* container.py (Sequential, ModuleList and ModuleDict print only their children) */
+	{ "ParameterList", param_list_repr },
+	{ "ParameterDict", param_dict_repr },
+};
+
+/* Class name -> a __repr__ of its own: it prints "Name(<text>)" and no children. */
+static const struct {
+	const char *name;
+	extra_fn fn;
+} own_reprs[] = {
+	/* torchvision/ops */
+	{ "FrozenBatchNorm2d", frozen_bn_repr },
+	{ "StochasticDepth", stochastic_depth_repr },
+	{ "DropBlock2d", drop_block_repr },
+	{ "DropBlock3d", drop_block_repr },
+	{ "RoIAlign", roi_align_repr },
+	{ "PSRoIAlign", ps_roi_align_repr },
+	{ "RoIPool", roi_pool_repr },
+	{ "PSRoIPool", roi_pool_repr },
+	{ "MultiScaleRoIAlign", multiscale_roi_align_repr },
+	{ "DeformConv2d", deform_conv_repr },
+	/* torchvision/models/detection */
+	{ "DefaultBoxGenerator", default_box_repr },
+	{ "GeneralizedRCNNTransform", rcnn_transform_repr },
+};
+
+static extra_fn find_fn(const struct vt_pk *m, int own)
+{
+	const char *name = vt_pk_obj_class(m);
+	size_t i;
+
+	if (!name)
+		return NULL;
+	if (own) {
+		for (i = 0; i < sizeof(own_reprs) / sizeof(own_reprs[0]); i++)
+			if (strcmp(own_reprs[i].name, name) == 0)
+				return own_reprs[i].fn;
+		return NULL;
+	}
+	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strcmp(classes[i].name, name) == 0)
+			return classes[i].fn;
+	return NULL;
+}
+
+/* ---- Module.__repr__ --------------------------------------------------------------------- */
+
+/* Appends text with every line after the first indented by indent spaces (_addindent). */
+static void put_indented(struct sbuf *b, const char *s, size_t n, int indent)
+{
+	size_t i, start = 0;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == '\n') {
+			sb_put(b, s + start, i + 1 - start);
+			sb_printf(b, "%*s", indent, "");
+			start = i + 1;
+		}
+	sb_put(b, s + start, n - start);
+}
+
+/* Modules printed at most: a tree shared through the memo can be exponentially larger
+ * than its file. */
+#define MAX_PRINTED 100000
+
+static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int depth, size_t *budget)
+{
+	const struct vt_pk *mods = vt_mod_dict(m, "_modules");
+	const char *name = vt_pk_obj_class(m);
+	struct sbuf extra = { 0 };
+	extra_fn fn;
+	size_t i, nchild = mods ? mods->u.dict.n : 0;
+
+	if (!vt_mod_is_module(m) || depth > 64) { /* None in _modules, or not a module at all */
+		if (m && m->kind == VT_PK_NONE)
+			sb_puts(b, "None");
+		else
+			py_repr(b, m, 0);
+		return;
+	}
+	if ((fn = find_fn(m, 1))) { /* a __repr__ of its own; the parent indents its lines */
+		sb_printf(&extra, "%s(", name);
+		fn(&extra, m);
+		sb_puts(&extra, ")");
+		if (extra.oom)
+			b->oom = 1;
+		else
+			put_indented(b, extra.s, extra.len, indent);
+		free(extra.s);
+		return;
+	}
+	if (*budget == 0) {
+		b->oom = 1;
+		return;
+	}
+	(*budget)--;
+	sb_printf(b, "%s(", name ? name : "?");
+	if ((fn = find_fn(m, 0)))
+		fn(&extra, m);
+	if (extra.oom)
+		b->oom = 1;
+	if (nchild == 0 && (!extra.s || !strchr(extra.s, '\n'))) {
+		if (extra.s)
+			sb_put(b, extra.s, extra.len);
+	} else {
+		if (extra.s && extra.len) {
+			sb_printf(b, "\n%*s", indent + 2, "");
+			put_indented(b, extra.s, extra.len, indent + 2);
+		}
+		for (i = 0; i < nchild; i++) {
+			const struct vt_pk *k = mods->u.dict.keys[i];
+			sb_printf(b, "\n%*s(", indent + 2, "");
+			py_str(b, k);
+			sb_puts(b, "): ");
+			repr_module(b, mods->u.dict.vals[i], indent + 2, depth + 1, budget);
+		}
+		sb_printf(b, "\n%*s", indent, "");
+	}
+	sb_puts(b, ")");
+	free(extra.s);
+}
+
+char *vt_mod_repr(const struct vt_pk *mod)
+{
+	struct sbuf b = { 0 };
+	size_t budget = MAX_PRINTED;
+
+	repr_module(&b, mod, 0, 0, &budget);
+	if (b.oom) { /* out of memory, or past MAX_PRINTED modules */
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
