@@ -48,7 +48,8 @@ struct vt_pk {
 		double f;
 		struct { char *s; size_t len; } str;
 		struct { struct vt_pk **items; size_t n, cap; } seq;
-		struct { struct vt_pk **keys, **vals; size_t n, cap; struct vt_pk *attrs; } dict;
+		/* ordered: made by OrderedDict(); attrs: its BUILD state (a state_dict's _metadata) */
+		struct { struct vt_pk **keys, **vals; size_t n, cap; struct vt_pk *attrs; int ordered; } dict;
 		struct { const char *module, *name; int tag; } global;
 		/* cls: the class (NEWOBJ) or the callable (call records: any value, usually a
 		 * GLOBAL); items: what SETITEMS/APPENDS added (a DICT or LIST), or NULL */
@@ -158,7 +159,8 @@ struct vt_pkw {
 void vt_pkw_init(struct vt_pkw *w);
 void vt_pkw_release(struct vt_pkw *w);
 void vt_pkw_op(struct vt_pkw *w, unsigned char op); /* a bare opcode: MARK, REDUCE, ... */
-void vt_pkw_put(struct vt_pkw *w);                  /* memoize the top of stack */
+void vt_pkw_put(struct vt_pkw *w);                  /* memoize the top of stack (as w->next_memo) */
+void vt_pkw_get(struct vt_pkw *w, uint32_t idx);    /* push memo entry idx */
 void vt_pkw_global(struct vt_pkw *w, const char *module, const char *name);
 void vt_pkw_str(struct vt_pkw *w, const char *s);         /* a new string object */
 void vt_pkw_str_interned(struct vt_pkw *w, const char *s); /* the same object each time */

@@ -181,6 +181,11 @@ void vt_pthw_tensor(struct vt_pthw *w, const struct vt_tensor *t, int as_param);
  * are copied from src. */
 int vt_pthw_save(struct vt_pthw *w, const char *path, const struct vt_src *src, struct vt_err *err);
 
+/* Writes a value tree read from a file (a whole model of any class) back as torch.save
+ * would, atomically, tensors on 'cpu' and their bytes copied from src (pth_tree.c).  Refuses
+ * call records: vggtl never writes a call it did not understand. */
+int vt_pth_write_tree(const char *path, const struct vt_src *src, const struct vt_pk *root, struct vt_err *err);
+
 /* A state_dict: tensors by name, in order, and the _metadata module versions. */
 struct vt_named {
 	const char *name;

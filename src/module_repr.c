@@ -413,8 +413,10 @@ static void prelu_repr(struct sbuf *b, const struct vt_pk *m)
 /* GLU, and the softmaxes, whose __setstate__ gives files from before `dim` a None. */
 static void dim_repr(struct sbuf *b, const struct vt_pk *m)
 {
-	sb_puts(b, "dim=");
-	py_str(b, is_none(attr(m, "dim")) ? NULL : attr(m, "dim"));
+	if (is_none(attr(m, "dim")))
+		sb_puts(b, "dim=None");
+	else
+		fmt(b, m, "dim={dim}");
 }
 
 static void groups_repr(struct sbuf *b, const struct vt_pk *m)

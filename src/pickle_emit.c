@@ -87,7 +87,7 @@ void vt_pkw_put(struct vt_pkw *w)
 	memo_next(w);
 }
 
-static void memo_get(struct vt_pkw *w, uint32_t idx)
+void vt_pkw_get(struct vt_pkw *w, uint32_t idx)
 {
 	if (idx < 256) {
 		vt_pkw_op(w, 'h');
@@ -106,7 +106,7 @@ static int intern_get(struct vt_pkw *w, const char *key)
 
 	for (i = 0; i < w->nintern; i++)
 		if (strcmp(w->intern[i].key, key) == 0) {
-			memo_get(w, w->intern[i].memo);
+			vt_pkw_get(w, w->intern[i].memo);
 			return 1;
 		}
 	return 0;

@@ -736,6 +736,7 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 	case T_COUNTER:
 		if ((rc = new_container(u, VT_PK_DICT, out, err)))
 			return rc;
+		(*out)->u.dict.ordered = tag == T_ORDEREDDICT;
 		if (n == 1 && a[0]->kind == VT_PK_LIST) { /* OrderedDict([(k, v), ...]) */
 			struct vt_pk *items = a[0];
 			for (i = 0; i < items->u.seq.n; i++) {
