@@ -9,11 +9,18 @@
  * extra_repr() is transcribed per class in the table `classes` below, from the attributes the
  * pickle holds (the module's __dict__).  A class missing from the table prints no extra text,
  * as Module.extra_repr does; subclasses of standard layers (torchvision's LayerNorm2d) are
- * listed with their base's function.  Values print as Python's str() and repr() print them
- * (py_str/py_repr).
+ * listed with their base's function.  Classes with a __repr__ of their own (torchvision's
+ * FrozenBatchNorm2d, StochasticDepth, RoIAlign...) are in `own_reprs`: one text, no children.
+ * Values print as Python's str() and repr() print them (py_str/py_repr).
+ *
+ * Not done: classes are known by name only, as the pickle names them, so a user subclass of
+ * a layer (class MyConv(nn.Conv2d)) prints no extra text, and a user class that reuses a
+ * torch name gets torch's; a user's own extra_repr or __repr__ is Python code and is not run;
+ * torch.ao quantized modules.
  */
 #include "vt_module.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,14 +157,45 @@ static const struct vt_pk *attr(const struct vt_pk *mod, const char *name)
 	return vt_pk_dict_get(vt_pk_obj_state(mod), name);
 }
 
-/* A parameter or buffer (weight, bias): 1 when present and not None. */
-static int has_tensor(const struct vt_pk *mod, const char *name)
+/* getattr(module, name): the instance __dict__ first, then _parameters, _buffers and
+ * _modules, as Module.__getattr__ looks; NULL when none has it. */
+static const struct vt_pk *dict_get_n(const struct vt_pk *d, const char *s, size_t n)
 {
-	const struct vt_pk *d = vt_mod_dict(mod, "_parameters"), *v = vt_pk_dict_get(d, name);
+	size_t i;
+
+	for (i = 0; d && d->kind == VT_PK_DICT && i < d->u.dict.n; i++) {
+		const struct vt_pk *k = d->u.dict.keys[i];
+		if (k->kind == VT_PK_STR && k->u.str.len == n && memcmp(k->u.str.s, s, n) == 0)
+			return d->u.dict.vals[i];
+	}
+	return NULL;
+}
+
+static const struct vt_pk *member_n(const struct vt_pk *m, const char *name, size_t n)
+{
+	const struct vt_pk *v = dict_get_n(vt_pk_obj_state(m), name, n);
 
 	if (!v)
-		v = vt_pk_dict_get(vt_mod_dict(mod, "_buffers"), name);
-	return vt_pk_tensor(v) != NULL;
+		v = dict_get_n(vt_mod_dict(m, "_parameters"), name, n);
+	if (!v)
+		v = dict_get_n(vt_mod_dict(m, "_buffers"), name, n);
+	if (!v)
+		v = dict_get_n(vt_mod_dict(m, "_modules"), name, n);
+	return v;
+}
+
+static const struct vt_pk *member(const struct vt_pk *m, const char *name)
+{
+	return member_n(m, name, strlen(name));
+}
+
+/* `self.bias is not None`: a parameter or buffer, or a plain tensor attribute (pruning
+ * moves bias to bias_orig and sets bias = bias_orig * mask). */
+static int has_tensor(const struct vt_pk *mod, const char *name)
+{
+	const struct vt_pk *v = member(mod, name);
+
+	return v && v->kind != VT_PK_NONE;
 }
 
 /* Python truthiness of an attribute: False, None, 0, 0.0, "" and () are false. */
@@ -270,20 +308,6 @@ static int num_eq(const struct vt_pk *v, double x)
 static int num_ne(const struct vt_pk *v, double x)
 {
 	return v && !num_eq(v, x);
-}
-
-/* A parameter, buffer or plain attribute by name, as getattr(module, name) finds it. */
-static const struct vt_pk *member(const struct vt_pk *m, const char *name)
-{
-	const struct vt_pk *v = attr(m, name);
-
-	if (!v)
-		v = vt_pk_dict_get(vt_mod_dict(m, "_parameters"), name);
-	if (!v)
-		v = vt_pk_dict_get(vt_mod_dict(m, "_buffers"), name);
-	if (!v)
-		v = vt_pk_dict_get(vt_mod_dict(m, "_modules"), name);
-	return v;
 }
 
 /* ---- extra_repr of each class ------------------------------------------------------------ */
@@ -628,20 +652,24 @@ static void param_line(struct sbuf *b, const struct vt_pk *key, const struct vt_
  * them all in _parameters. */
 static void param_list_repr(struct sbuf *b, const struct vt_pk *m)
 {
-	const struct vt_pk *size = attr(m, "_size"), *params = vt_mod_dict(m, "_parameters");
+	const struct vt_pk *size = attr(m, "_size"), *params = vt_mod_dict(m, "_parameters"), *v;
 	size_t i;
 
-	if (size && size->kind == VT_PK_INT) {
-		for (i = 0; i < (size_t)size->u.i && i < 1000000; i++) {
+	if (size && size->kind == VT_PK_INT && size->u.i >= 0) {
+		for (i = 0; i < (size_t)size->u.i; i++) {
 			char k[24];
 			struct vt_pk key = { 0 };
 			snprintf(k, sizeof(k), "%zu", i);
 			key.kind = VT_PK_STR;
 			key.u.str.s = k;
 			key.u.str.len = strlen(k);
+			/* Python raises AttributeError past the last item; stopping also keeps a
+			 * forged _size from running on */
+			if (!(v = member(m, k)))
+				break;
 			if (i)
 				sb_puts(b, "\n");
-			param_line(b, &key, member(m, k), 0);
+			param_line(b, &key, v, 0);
 		}
 	} else {
 		for (i = 0; params && i < params->u.dict.n; i++) {
@@ -661,15 +689,9 @@ static void param_dict_repr(struct sbuf *b, const struct vt_pk *m)
 	if (keys && keys->kind == VT_PK_DICT) {
 		for (i = 0; i < keys->u.dict.n; i++) {
 			const struct vt_pk *k = keys->u.dict.keys[i];
-			char name[256];
-			size_t n = k->kind == VT_PK_STR ? k->u.str.len : 0;
-			if (n >= sizeof(name))
-				n = sizeof(name) - 1;
-			memcpy(name, n ? k->u.str.s : "", n);
-			name[n] = '\0';
 			if (i)
 				sb_puts(b, "\n");
-			param_line(b, k, member(m, name), 1);
+			param_line(b, k, k->kind == VT_PK_STR ? member_n(m, k->u.str.s, k->u.str.len) : NULL, 1);
 		}
 	} else {
 		for (i = 0; params && i < params->u.dict.n; i++) {

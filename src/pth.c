@@ -74,7 +74,7 @@ enum tag {
 	T_SYMBOL, T_ORDEREDDICT, T_SET, T_FROZENSET, T_BYTEARRAY, T_DEFAULTDICT, T_COUNTER,
 	T_REBUILD_V1, T_REBUILD_V2, T_REBUILD_V3, T_REBUILD_PARAM, T_REBUILD_PARAM_STATE,
 	T_REBUILD_FROM_TYPE, T_REBUILD_QTENSOR, T_SIZE, T_DEVICE, T_RECONSTRUCTOR, T_NEWOBJ, T_CODECS_ENCODE,
-	T_NP_SCALAR, T_NP_DTYPE, T_NP_RECONSTRUCT,
+	T_NP_SCALAR, T_NP_DTYPE, T_NP_RECONSTRUCT, T_JIT_IDENTITY, T_PARTIAL,
 	T_STORAGE = 100, /* + dtype */
 	T_DTYPE = 200,   /* + dtype */
 	T_QSCHEME = 250, /* + enum vt_qscheme */
@@ -121,6 +121,17 @@ static const struct {
 	{ "numpy", "dtype", T_NP_DTYPE },
 	{ "numpy.core.multiarray", "_reconstruct", T_NP_RECONSTRUCT },
 	{ "numpy._core.multiarray", "_reconstruct", T_NP_RECONSTRUCT },
+	/* partial(f, ...) binds arguments without calling f (torchvision keeps norm_layer =
+	 * partial(nn.LayerNorm, eps=1e-6)); it stays an inert call record, and a call of the
+	 * partial itself is a call of a non-global, which scan reports */
+	{ "functools", "partial", T_PARTIAL },
+	/* TorchScript's data.pkl: typed lists and type tags around plain values */
+	{ "torch.jit._pickle", "build_intlist", T_JIT_IDENTITY },
+	{ "torch.jit._pickle", "build_tensorlist", T_JIT_IDENTITY },
+	{ "torch.jit._pickle", "build_doublelist", T_JIT_IDENTITY },
+	{ "torch.jit._pickle", "build_boollist", T_JIT_IDENTITY },
+	{ "torch.jit._pickle", "build_genericlist", T_JIT_IDENTITY },
+	{ "torch.jit._pickle", "restore_type_tag", T_JIT_IDENTITY },
 };
 
 /* Code execution and system access: whole modules, then single names (after picklescan's
@@ -172,6 +183,9 @@ enum vt_global_kind vt_pth_global_kind(const char *module, const char *name)
 
 	if (strcmp(module, "__builtin__") == 0 || strcmp(module, "__builtins__") == 0)
 		mod = "builtins"; /* Python 2's name, as pickle's fix_imports maps it */
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(known[i].module, module) == 0 && strcmp(known[i].name, name) == 0)
+			return VT_GLOBAL_DATA;
 	for (i = 0; denied_modules[i]; i++)
 		if (module_is(mod, denied_modules[i]))
 			return VT_GLOBAL_DANGEROUS;
@@ -181,9 +195,6 @@ enum vt_global_kind vt_pth_global_kind(const char *module, const char *name)
 	/* protocol 4 resolves dotted names attribute by attribute: 'getattr.__self__' */
 	if (strchr(name, '.') && strstr(name, "__"))
 		return VT_GLOBAL_DANGEROUS;
-	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(known[i].module, module) == 0 && strcmp(known[i].name, name) == 0)
-			return VT_GLOBAL_DATA;
 	if (module_is(module, "torch") && strstr(name, "Storage"))
 		return VT_GLOBAL_DATA;
 	return VT_GLOBAL_SYMBOL;
@@ -782,6 +793,12 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 		break;
 	case T_CODECS_ENCODE:
 		return codecs_encode(u, fn, args, out, err);
+	case T_JIT_IDENTITY:
+		if (n >= 1) {
+			*out = a[0];
+			return 0;
+		}
+		break;
 	case T_NP_SCALAR:
 		return np_scalar(u, fn, args, out, err);
 	case T_NP_DTYPE:

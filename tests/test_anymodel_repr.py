@@ -24,6 +24,7 @@ import warnings
 
 import torch
 import torch.nn as nn
+import torch.nn.utils.prune
 import torchvision
 from torchvision.ops import misc as tv_misc
 
@@ -94,6 +95,7 @@ class Attrs(nn.Module):
 
 MODULE_FILE = '''
 import torch.nn as nn
+import torch.nn.utils.prune
 
 
 class Net(nn.Module):
@@ -142,6 +144,8 @@ def none_child():
 def param_list():
     pl = nn.ParameterList([nn.Parameter(torch.zeros(3, 4)), torch.zeros((), dtype=torch.float64)])
     pl.append(7)
+    pl.append(None)
+    pl.append(nn.Linear(2, 2))  # a module: an "Object of type" line and a child
     pl.append(nn.Parameter(torch.zeros(2, 1, 5, dtype=torch.float16), requires_grad=False))
     return pl
 
@@ -190,6 +194,38 @@ def swin_v2_small():
     return st.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=[4, 4],
                               stochastic_depth_prob=0.2, block=st.SwinTransformerBlockV2,
                               downsample_layer=st.PatchMergingV2)
+
+
+def maxvit_small():
+    from torchvision.models.maxvit import MaxVit
+    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[8, 16], block_layers=[1, 1],
+                  head_dim=4, stochastic_depth_prob=0.1, num_classes=3)
+
+
+def hooked():
+    m = A.Sequential(A.utils.weight_norm(A.Linear(3, 4)), A.utils.spectral_norm(A.Conv2d(2, 2, 1)))
+    A.utils.prune.l1_unstructured(m[0], "bias", amount=0.5)
+    m.register_forward_hook(forward_hook)
+    return m
+
+
+def forward_hook(module, args, out):
+    return out
+
+
+def numpy_values():
+    import numpy as np
+    return A.Sequential(A.Dropout(p=np.float64(0.1)), A.LeakyReLU(np.float32(0.2)),
+                        A.Threshold(np.float32(0.1), np.float64(0.3)), A.Linear(np.int64(3), 4),
+                        A.MaxPool2d(np.int64(2)), A.Upsample(scale_factor=np.float64(2.5)))
+
+
+def fused(build):
+    """A torchvision quantizable model, its conv+bn+relu fused (eval) but not quantized."""
+    m = shrink(build(weights=None, quantize=False))
+    m.eval()
+    m.fuse_model()
+    return m
 
 
 def convnext_small():
@@ -342,6 +378,9 @@ CASES = [
     ("ParameterDict", param_dict),
     ("ParameterList in a model", lambda: in_module(param_list(), head=A.Linear(2, 2))),
     ("None child", none_child),
+    ("bare Module", lambda: A.Module()),
+    ("weight_norm spectral_norm prune hooks", hooked),
+    ("numpy scalars as arguments", numpy_values),
     # user classes
     ("Tudui (__main__)", Tudui),
     ("user attributes", Attrs),
@@ -394,9 +433,31 @@ CASES = [
     ("SwinTransformer v2 small", swin_v2_small),
     ("ConvNeXt small", convnext_small),
     ("convnext_tiny", tv_small("convnext_tiny")),
+    ("MaxVit small", maxvit_small),
+    ("raft_small", lambda: shrink(TV.optical_flow.raft_small(weights=None))),
+    ("lraspp_mobilenet_v3_large", lambda: shrink(TV.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None))),
+    ("deeplabv3_mobilenet_v3_large", lambda: shrink(TV.segmentation.deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, aux_loss=True))),
+    ("vit_b_16", tv_small("vit_b_16")),
+    ("swin_t", tv_small("swin_t")),
+    ("maxvit_t", tv_small("maxvit_t")),
+    ("mobilenet_v3_large", tv_small("mobilenet_v3_large")),
+    ("resnext50_32x4d", tv_small("resnext50_32x4d")),
+    ("quantizable resnet18, fused", lambda: fused(TV.quantization.resnet18)),
+    ("quantizable mobilenet_v3_large, fused", lambda: fused(TV.quantization.mobilenet_v3_large)),
+    ("r2plus1d_18 (video)", lambda: shrink(TV.video.r2plus1d_18(weights=None))),
+    ("s3d (video)", lambda: shrink(TV.video.s3d(weights=None))),
+    ("fcn_resnet50", lambda: shrink(TV.segmentation.fcn_resnet50(weights=None, weights_backbone=None,
+                                                                  aux_loss=True))),
+    ("ssd300_vgg16", lambda: shrink(TV.detection.ssd300_vgg16(weights=None, weights_backbone=None))),
+    ("retinanet_resnet50_fpn_v2", lambda: shrink(TV.detection.retinanet_resnet50_fpn_v2(
+        weights=None, weights_backbone=None))),
     ("mc3_18 (video)", lambda: shrink(TV.video.mc3_18(weights=None))),
     ("ssdlite320_mobilenet_v3_large", lambda: shrink(TV.detection.ssdlite320_mobilenet_v3_large(
         weights=None, weights_backbone=None))),
+    ("keypointrcnn_resnet50_fpn", lambda: shrink(TV.detection.keypointrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, trainable_backbone_layers=2))),
     ("fasterrcnn_mobilenet_v3_large_320_fpn", lambda: shrink(TV.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
         weights=None, weights_backbone=None))),
 ]
