@@ -57,11 +57,11 @@ CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src
           src/compute.c
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
-UNIT    = test_zip test_pickle test_pth test_model test_data test_plot
+UNIT    = test_zip test_pickle test_pth test_model test_module test_data test_plot
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_data
+FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data
 
 .PHONY: all test test-large demo bench deps clean fuzz print-lib-src
 

@@ -979,6 +979,11 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 			py_repr(b, m, 0);
 		return;
 	}
+	if (*budget == 0) {
+		b->oom = 1;
+		return;
+	}
+	(*budget)--;
 	if ((fn = find_fn(m, 1))) { /* a __repr__ of its own; the parent indents its lines */
 		sb_printf(&extra, "%s(", name);
 		fn(&extra, m);
@@ -990,11 +995,6 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 		free(extra.s);
 		return;
 	}
-	if (*budget == 0) {
-		b->oom = 1;
-		return;
-	}
-	(*budget)--;
 	sb_printf(b, "%s(", name ? name : "?");
 	if ((fn = find_fn(m, 0)))
 		fn(&extra, m);

@@ -141,10 +141,16 @@ static int any_class(void *ctx, const char *module, const char *name, struct vt_
 	return 0;
 }
 
+/* Storages become None; a legacy whole model's ('module', cls, file, source) is its class,
+ * which NEWOBJ follows. */
 static int any_pid(void *ctx, struct vt_unpickler *u, struct vt_pk *pid, struct vt_pk **out, struct vt_err *err)
 {
 	(void)ctx;
-	(void)pid;
+	if (vt_pk_seq_len(pid) == 4 && pid->kind == VT_PK_TUPLE && vt_pk_is_str(pid->u.seq.items[0], "module") &&
+	    pid->u.seq.items[1]->kind == VT_PK_GLOBAL) {
+		*out = pid->u.seq.items[1];
+		return 0;
+	}
 	*out = vt_pk_new(u, VT_PK_NONE);
 	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
 }

@@ -4,8 +4,8 @@
 #   sh tools/fuzz.sh [TARGET...]          (make fuzz FUZZ_SECONDS=60 calls this)
 #
 # Environment: FUZZ_SECONDS (per target, default 60; 0 only builds), LIB_SRC (the library
-# sources, from the Makefile), CLANG (default clang).  Targets are fuzz_zip, fuzz_pickle and
-# fuzz_pth by default.  Each is built with clang -fsanitize=fuzzer,address,undefined into
+# sources, from the Makefile), CLANG (default clang).  Targets are fuzz_zip, fuzz_pickle,
+# fuzz_pth and fuzz_scan by default.  Each is built with clang -fsanitize=fuzzer,address,undefined into
 # build/fuzz/, its seeds (the committed fixtures) are copied into build/fuzz/corpus-NAME,
 # which keeps what the fuzzer learns between runs (tests/fixtures/ is never written), and it
 # runs one worker with -max_len=65536 -rss_limit_mb=2048.  A crash, leak, timeout or
@@ -18,14 +18,15 @@ CLANG=${CLANG:-clang}
 LIB_SRC=${LIB_SRC:-$(make -s --no-print-directory print-lib-src)}
 OUT=build/fuzz
 FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude"
-[ $# -gt 0 ] || set -- fuzz_zip fuzz_pickle fuzz_pth
+[ $# -gt 0 ] || set -- fuzz_zip fuzz_pickle fuzz_pth fuzz_scan
 mkdir -p "$OUT"
 
 seeds() {
 	case $1 in
 	fuzz_zip) ls tests/fixtures/*.pth ;;
 	fuzz_pickle) ls tests/fixtures/pkl/*.pkl tests/fixtures/sd_legacy.pth ;;
-	fuzz_pth) ls tests/fixtures/*.pth tests/fixtures/crashes/*.pth 2>/dev/null ;;
+	fuzz_pth) ls tests/fixtures/*.pth tests/fixtures/any/*.pt* tests/fixtures/crashes/*.pth 2>/dev/null ;;
+	fuzz_scan) ls tests/fixtures/*.pth tests/fixtures/any/*.pt* tests/fixtures/any/*.pkl tests/fixtures/pkl/*.pkl 2>/dev/null ;;
 	fuzz_data) ls tests/fixtures/cifar-py/*/* tests/fixtures/cifar-py-bad/* tests/fixtures/cifar-tgz/*/* tests/fixtures/png/*.png 2>/dev/null ;;
 	*) ;; # no seeds: the fuzzer starts from nothing
 	esac
@@ -56,7 +57,7 @@ for t in "$@"; do
 		cp "$f" "$corpus/seed-$(basename "$f")"
 	done
 	dict=
-	case $t in fuzz_pickle | fuzz_pth) dict=-dict=tests/fuzz/pth.dict ;; esac
+	case $t in fuzz_pickle | fuzz_pth | fuzz_scan) dict=-dict=tests/fuzz/pth.dict ;; esac
 	echo "fuzz.sh: running $t for ${SECONDS_EACH}s (corpus $corpus)"
 	# shellcheck disable=SC2086
 	"$bin" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -max_total_time="$SECONDS_EACH" -workers=1 \

@@ -1,8 +1,11 @@
-/* fuzz_pth.c - libFuzzer target for torch.save files (src/pth.c, src/model.c, src/model_repr.c).
+/* fuzz_pth.c - libFuzzer target for torch.save files (src/pth.c, src/model.c, src/model_repr.c,
+ * src/module.c, src/module_repr.c).
  *
- * Opens the input from memory as vggtl load does (zip or legacy, the torch allow-list hooks),
- * checks CRCs and tensor bounds, finds a VGG in it, prints it and lists its state_dict and
- * _metadata; frees everything.  Build and run: make fuzz (tools/fuzz.sh).
+ * Opens the input from memory as vggtl load does (zip or legacy, the torch hooks), checks
+ * CRCs and tensor bounds, finds the weights of any model in it (module tree, state_dict,
+ * TorchScript), computes their state_dict and prints the module tree; then finds a VGG in
+ * it, prints it and lists its state_dict and _metadata; frees everything.
+ * Build and run: make fuzz (tools/fuzz.sh).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +32,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	(void)vt_pth_verify(&pth, &err);
+	{
+		struct vt_weights w;
+		struct vt_named *t = NULL;
+		struct vt_meta *meta = NULL;
+		size_t n = 0, nmeta = 0, i;
+		if (vt_weights_find(&pth, NULL, &w, &err) == 0) {
+			if (vt_weights_state_dict(&w, &t, &n, &meta, &nmeta, &err) == 0) {
+				for (i = 0; i < n; i++)
+					if (!t[i].t || !t[i].t->storage || !t[i].t->storage->resolved)
+						abort();
+				vt_named_free(t, n);
+				vt_meta_free(meta, nmeta);
+			} else if (!err.msg[0]) {
+				abort();
+			}
+			if (w.kind == VT_WEIGHTS_MODULE)
+				free(vt_mod_repr(w.node));
+		} else if (!err.msg[0]) {
+			abort();
+		}
+		err.msg[0] = '\0';
+	}
 	if (vt_model_from_pth(&m, &pth, &err) == 0) {
 		struct vt_named *t = NULL;
 		struct vt_meta *meta = NULL;
