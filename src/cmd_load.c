@@ -124,11 +124,13 @@ struct found {
 	const struct vt_pk *top; /* the value described */
 };
 
-static cJSON *tensor_json(const struct vt_tensor *t)
+static cJSON *tensor_json(const char *name, const struct vt_tensor *t)
 {
 	cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray();
 	int d;
 
+	if (name)
+		cJSON_AddStringToObject(o, "name", name);
 	cJSON_AddStringToObject(o, "dtype", vt_dtype_info(t->dtype)->name);
 	for (d = 0; d < t->ndim; d++)
 		cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->size[d]));
@@ -158,7 +160,7 @@ static cJSON *value_json(const struct vt_pk *v, int depth, size_t *budget)
 	(*budget)--;
 	if (vt_pk_tensor(v)) {
 		o = cJSON_CreateObject();
-		cJSON_AddItemToObject(o, "tensor", tensor_json(vt_pk_tensor(v)));
+		cJSON_AddItemToObject(o, "tensor", tensor_json(NULL, vt_pk_tensor(v)));
 		return o;
 	}
 	switch (v->kind) {
@@ -258,9 +260,7 @@ static int print_json(const struct source *s, const struct list *l, const struct
 	if (f->repr)
 		cJSON_AddStringToObject(root, "model", f->repr);
 	for (i = 0; i < l->n; i++) {
-		cJSON *o = tensor_json(l->t[i].t);
-		cJSON_AddItemToObjectCS(o, "name", cJSON_CreateString(l->t[i].name));
-		cJSON_AddItemToArray(arr, o);
+		cJSON_AddItemToArray(arr, tensor_json(l->t[i].name, l->t[i].t));
 		params += vt_tensor_numel(l->t[i].t);
 	}
 	cJSON_AddItemToObject(root, "tensors", arr);

@@ -77,6 +77,45 @@ fi
 row "load --tensors, 100k tensors (legacy)" "$(measure "$V" load --tensors "$D/many_legacy.pth")" \
 	"$(measure "$PY" -c 'import sys, torch
 for k, v in torch.load(sys.argv[1]).items(): print(k, v.dtype, list(v.shape))' "$D/many_legacy.pth")"
+# scan: picklescan's approach is a pickletools.genops walk over every pickle that records the
+# globals; vggtl scan runs the same pickles through its recording VM (globals and calls)
+cat >"$D/genops_scan.py" <<'PYEOF'
+import pickletools, sys, zipfile
+def walk(f):
+    found, strings = [], []
+    for op, arg, _ in pickletools.genops(f):
+        if op.name in ("GLOBAL", "INST"):
+            found.append(arg)
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.append(strings[-2] + " " + strings[-1])
+        elif isinstance(arg, str):
+            strings.append(arg)
+    return found
+path, n = sys.argv[1], 0
+if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.endswith(".pkl"):
+                with z.open(name) as f:
+                    n += len(walk(f))
+else:
+    with open(path, "rb") as f:
+        for _ in range(5):  # a legacy stream: magic, version, sys_info, object, keys
+            n += len(walk(f))
+print(n, "globals")
+PYEOF
+row "scan, whole model" "$(measure "$V" scan "$F")" "$(measure "$PY" "$D/genops_scan.py" "$F")"
+row "scan, 100k tensors (legacy)" "$(measure "$V" scan "$D/many_legacy.pth")" \
+	"$(measure "$PY" "$D/genops_scan.py" "$D/many_legacy.pth")"
+# any model: a torchvision resnet50 saved whole; Python needs torchvision to open it, vggtl does not
+if [ ! -s "$D/resnet50_full.pth" ]; then
+	"$PY" -c 'import sys, torch, torchvision; torch.save(torchvision.models.resnet50(), sys.argv[1])' "$D/resnet50_full.pth"
+fi
+row "resnet50 whole: load + print" "$(measure "$V" load "$D/resnet50_full.pth")" \
+	"$(measure "$PY" -c 'import sys, torch; print(torch.load(sys.argv[1]))' "$D/resnet50_full.pth")"
+row "resnet50 whole -> state_dict" "$(measure "$V" save-weights "$D/resnet50_full.pth" -o "$D/out_v.pth")" \
+	"$(measure "$PY" -c 'import sys, torch; torch.save(torch.load(sys.argv[1]).state_dict(), sys.argv[2])' \
+		"$D/resnet50_full.pth" "$D/out_p.pth")"
 echo
 cpt=$(measure cp "$F" "$D/out_cp.pth")
 cps=$(measure sh -c 'cp "$1" "$2" && sync "$2"' sh "$F" "$D/out_cp.pth")
@@ -139,4 +178,4 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python)"
 	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1"
 fi
-rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err"
+rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err" "$D/genops_scan.py"
