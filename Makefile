@@ -2,7 +2,7 @@
 #   make            vggtl and the shim
 #   make test       every test (C unit, CLI, interop with Debian's python3-torch)
 #   make test SAN=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make test-large opt-in: files over 4 GiB (zip64)
+#   make test-large opt-in: files over 4 GiB (zip64), the large torchvision models
 #   make demo       the seed workflow end to end
 #   make bench      speed and memory against Python, as ratios
 #   make deps       install the Debian packages (root)
@@ -102,10 +102,12 @@ test: deps
 	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
 
-# opt-in: files over 4 GiB (zip64); about 10 GB of disk and memory, a few minutes
+# opt-in: files over 4 GiB (zip64), about 10 GB of disk and memory, a few minutes; and the
+# large torchvision families (resnet50, convnext_tiny, vit_b_16, swin_t...) of the any-model tests
 test-large: deps
 	$(MAKE) --no-print-directory $(BUILD)/vggtl
 	VGGTL=$(BUILD)/vggtl $(PYTHON) tests/large/test_zip64.py
+	LARGE=1 VGGTL=$(BUILD)/vggtl $(PYTHON) tests/test_anymodel.py
 
 demo: deps
 	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so

@@ -172,6 +172,8 @@ def case_user_classes():
                 ["extend", "tudui_method1.pth", "--add-linear", "10:2", "-o", "never.pth"]):
         check_fail(vggtl(*cmd), 1, f"{cmd[0]} of a Tudui: VGG only", "Tudui", "not a VGG")
     check(not os.path.exists(path("never.pth")), "nothing written by the VGG-only commands")
+    r = vggtl("scan", "tudui_method1.pth", "tudui_legacy.pth", "tudui2.pth")
+    check(r.rc == 0 and r.out.count("clean (") == 3, "scan: Tudui files (zip, legacy, written back) are clean", r)
     rm("tudui_method1.pth", "tudui2.pth", "tudui_legacy.pth", "tudui3.pth")
 
     # a class from a module file (model.py), imported by Python only for the comparison
@@ -199,6 +201,8 @@ def case_user_classes():
     torch.save(dp, path("dp.pth"))
     prints_like_python("dp.pth", dp, "DataParallel(Tudui)")
     weights_roundtrip("dp.pth", dp.module.state_dict(), "DataParallel(Tudui): module. stripped")
+    r = vggtl("scan", "odd.pth", "dp.pth")
+    check(r.rc == 0 and r.out.count("clean (") == 2, "scan: nested containers and DataParallel are clean", r)
     rm("odd.pth", "dp.pth")
 
 
@@ -617,7 +621,16 @@ def case_byte_built():
     want = torch.load(path("early.pth"), map_location="cpu")
     check(all(torch.equal(want[k], v) for k, v in t.items()), "the early-zip fixture loads in torch")
     weights_roundtrip("early.pth", want, "early 1.x zip: pointer keys, braces in the folder name, cuda tags")
-    rm("early.pth")
+    # the records newer torches add: byteorder, .data/serialization_id, .format_version, .storage_alignment
+    torch.save(t, path("plain.pth"))
+    with zipfile.ZipFile(path("plain.pth")) as zin, zipfile.ZipFile(path("new.pth"), "w", zipfile.ZIP_STORED) as z:
+        for info in zin.infolist():
+            z.writestr(info.filename, zin.read(info.filename))
+        for name, data in (("byteorder", "little"), (".data/serialization_id", "0" * 40), (".format_version", "1"),
+                           (".storage_alignment", "64")):
+            z.writestr("plain/" + name, data)
+    weights_roundtrip("new.pth", t, "a zip with torch 2.x's extra records")
+    rm("early.pth", "plain.pth", "new.pth")
 
 
 # ---- 6. hostile pickles: scan flags each, the readers refuse each --------------------------------
