@@ -202,22 +202,27 @@ static char *join(const char *prefix, const char *name)
 	return s;
 }
 
+/* Makes room for one more element of size bytes in *arr (n used of *cap); 0 or -1. */
+static int reserve(void **arr, size_t n, size_t *cap, size_t size)
+{
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = realloc(*arr, (*cap ? 2 * *cap : 64) * size);
+	if (!p)
+		return -1;
+	*arr = p;
+	*cap = *cap ? 2 * *cap : 64;
+	return 0;
+}
+
 static void add_tensor(struct collect *c, const char *prefix, const char *name, const struct vt_tensor *t)
 {
 	char *full = join(prefix, name);
 
-	if (full && c->n == c->cap) {
-		size_t ncap = c->cap ? 2 * c->cap : 64;
-		struct vt_named *p = realloc(c->t, ncap * sizeof(*p));
-		if (!p) {
-			free(full);
-			full = NULL;
-		} else {
-			c->t = p;
-			c->cap = ncap;
-		}
-	}
-	if (!full) {
+	if (!full || reserve((void **)&c->t, c->n, &c->cap, sizeof(*c->t))) {
+		free(full);
 		c->oom = 1;
 		return;
 	}
@@ -229,18 +234,8 @@ static void add_meta(struct collect *c, const char *prefix, size_t len, int vers
 {
 	char *p = malloc(len + 1);
 
-	if (p && c->nmeta == c->meta_cap) {
-		size_t ncap = c->meta_cap ? 2 * c->meta_cap : 64;
-		struct vt_meta *m = realloc(c->meta, ncap * sizeof(*m));
-		if (!m) {
-			free(p);
-			p = NULL;
-		} else {
-			c->meta = m;
-			c->meta_cap = ncap;
-		}
-	}
-	if (!p) {
+	if (!p || reserve((void **)&c->meta, c->nmeta, &c->meta_cap, sizeof(*c->meta))) {
+		free(p);
 		c->oom = 1;
 		return;
 	}
@@ -280,19 +275,39 @@ static int in_set(const struct vt_pk *set, const struct vt_pk *key)
 	return 0;
 }
 
+/* Starts a visit of one module at prefix[0..plen): 0 when it may go on. */
+static int visit(struct collect *c, char *prefix, size_t plen, int depth)
+{
+	if (c->oom || c->too_big)
+		return -1;
+	if (++c->visits > MAX_MODULES || depth > MAX_NESTING) {
+		c->too_big = 1;
+		return -1;
+	}
+	prefix[plen] = '\0';
+	return 0;
+}
+
+/* Appends "<name>." to prefix[0..plen); the new length, or 0 when it would not fit. */
+static size_t child_prefix(struct collect *c, char *prefix, size_t plen, size_t pcap, const struct vt_pk *name)
+{
+	if (plen + name->u.str.len + 2 > pcap) {
+		c->too_big = 1;
+		return 0;
+	}
+	memcpy(prefix + plen, name->u.str.s, name->u.str.len);
+	prefix[plen + name->u.str.len] = '.';
+	return plen + name->u.str.len + 1;
+}
+
 static void collect_module(struct collect *c, const struct vt_pk *mod, char *prefix, size_t plen, size_t pcap,
 			   int depth)
 {
 	const struct vt_pk *d, *skip;
-	size_t i;
+	size_t i, sub;
 
-	if (c->oom || c->too_big)
+	if (visit(c, prefix, plen, depth))
 		return;
-	if (++c->visits > MAX_MODULES || depth > MAX_NESTING) {
-		c->too_big = 1;
-		return;
-	}
-	prefix[plen] = '\0';
 	if ((d = vt_mod_dict(mod, "_parameters")))
 		for (i = 0; i < d->u.dict.n; i++)
 			if (d->u.dict.keys[i]->kind == VT_PK_STR && vt_pk_tensor(d->u.dict.vals[i]))
@@ -310,13 +325,9 @@ static void collect_module(struct collect *c, const struct vt_pk *mod, char *pre
 		const struct vt_pk *k = d->u.dict.keys[i];
 		if (k->kind != VT_PK_STR || !vt_mod_is_module(d->u.dict.vals[i]))
 			continue; /* None: a slot registered empty */
-		if (plen + k->u.str.len + 2 > pcap) {
-			c->too_big = 1;
+		if (!(sub = child_prefix(c, prefix, plen, pcap, k)))
 			return;
-		}
-		memcpy(prefix + plen, k->u.str.s, k->u.str.len);
-		prefix[plen + k->u.str.len] = '.';
-		collect_module(c, d->u.dict.vals[i], prefix, plen + k->u.str.len + 1, pcap, depth + 1);
+		collect_module(c, d->u.dict.vals[i], prefix, sub, pcap, depth + 1);
 	}
 }
 
@@ -325,15 +336,10 @@ static void collect_script(struct collect *c, const struct vt_pk *obj, char *pre
 			   int depth)
 {
 	const struct vt_pk *st = vt_pk_obj_state(obj);
-	size_t i;
+	size_t i, sub;
 
-	if (c->oom || c->too_big)
+	if (visit(c, prefix, plen, depth))
 		return;
-	if (++c->visits > MAX_MODULES || depth > MAX_NESTING) {
-		c->too_big = 1;
-		return;
-	}
-	prefix[plen] = '\0';
 	for (i = 0; st && st->kind == VT_PK_DICT && i < st->u.dict.n; i++) {
 		const struct vt_pk *k = st->u.dict.keys[i], *v = st->u.dict.vals[i];
 		if (k->kind != VT_PK_STR)
@@ -341,13 +347,10 @@ static void collect_script(struct collect *c, const struct vt_pk *obj, char *pre
 		if (vt_pk_tensor(v)) {
 			add_tensor(c, prefix, k->u.str.s, vt_pk_tensor(v));
 		} else if (is_script_object(v)) {
-			if (plen + k->u.str.len + 2 > pcap) {
-				c->too_big = 1;
+			if (!(sub = child_prefix(c, prefix, plen, pcap, k)))
 				return;
-			}
-			memcpy(prefix + plen, k->u.str.s, k->u.str.len);
-			prefix[plen + k->u.str.len] = '.';
-			collect_script(c, v, prefix, plen + k->u.str.len + 1, pcap, depth + 1);
+			collect_script(c, v, prefix, sub, pcap, depth + 1);
+			prefix[plen] = '\0'; /* the attributes after it have this object's prefix again */
 		}
 	}
 }

@@ -20,9 +20,6 @@ import os
 import pickle
 import struct
 import sys
-import tempfile
-import time
-import traceback
 import zipfile
 
 import numpy as np
@@ -363,6 +360,17 @@ def case_quantized_script():
     check(r.rc == 0 and r.out == tensor_lines(want), "TorchScript: --tensors lists its state_dict", r,
           first_diff(r.out, tensor_lines(want)))
     weights_roundtrip("r18_script.pt", want, "TorchScript resnet18")
+    # attributes interleaved: a submodule, a buffer, then another submodule
+    with open(path("script_def.py"), "w") as fh:
+        fh.write("import torch, torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                 "        self.a = nn.Linear(2, 2)\n        self.register_buffer('z', torch.ones(1))\n"
+                 "        self.b = nn.Sequential(nn.Linear(2, 3))\n    def forward(self, x):\n        return self.b(self.a(x))\n")
+    if ti.T.dir not in sys.path:
+        sys.path.insert(0, ti.T.dir)
+    import script_def
+    torch.jit.save(torch.jit.script(script_def.M()), path("m.pt"))
+    weights_roundtrip("m.pt", torch.jit.load(path("m.pt")).state_dict(), "TorchScript with interleaved attributes")
+    rm("m.pt")
     r = vggtl("scan", "r18_script.pt")
     check(r.rc == 0 and "clean (torchscript," in r.out, "scan: a TorchScript archive is clean", r)
     check(vggtl("verify", "r18_script.pt").rc == 0, "verify: a TorchScript archive (deflated code/ records)")
@@ -711,24 +719,5 @@ CASES = [
 ]
 
 
-def main():
-    if not os.access(ti.VGGTL, os.X_OK):
-        print(f"not ok 1 - vggtl binary at {ti.VGGTL}\n1..1")
-        return 1
-    start = time.time()
-    with tempfile.TemporaryDirectory(prefix="vggtl-anymodel-") as d:
-        ti.T.dir = d
-        for title, fn in CASES:
-            t0 = time.time()
-            try:
-                fn()
-            except Exception:
-                check(False, f"{title}: raised an exception", traceback.format_exc())
-            ti.diag(f"{title}: {time.time() - t0:.1f} s")
-    ti.diag(f"total: {time.time() - start:.1f} s")
-    print(f"1..{ti.n_checks}")
-    return 1 if ti.n_failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ti.run_cases(CASES, "vggtl-anymodel-"))

@@ -30,29 +30,11 @@ from torchvision.ops import misc as tv_misc
 
 warnings.filterwarnings("ignore")  # lazy modules, deprecated torchvision arguments
 
-VGGTL = os.path.abspath(os.environ.get("VGGTL", "build/vggtl"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_interop as ti  # noqa: E402  (TAP helpers, the binary's path)
+from test_interop import check  # noqa: E402
 
-n_checks = 0
-n_failed = 0
-
-
-def diag(text):
-    for line in str(text).rstrip("\n").splitlines():
-        print("# " + line)
-
-
-def check(cond, desc, *diagnostics):
-    global n_checks, n_failed
-    n_checks += 1
-    if cond:
-        print(f"ok {n_checks} - {desc}")
-    else:
-        n_failed += 1
-        print(f"not ok {n_checks} - {desc}")
-        for d in diagnostics:
-            diag(d)
-    sys.stdout.flush()
-    return bool(cond)
+VGGTL = ti.VGGTL
 
 
 # ---- user classes: pickled as __main__.<name>, printed by Module.__repr__ -------------------
@@ -525,8 +507,8 @@ def run_case(tmp, desc, build, reload=False):
 
 def main():
     if not os.access(VGGTL, os.X_OK):
-        print(f"1..0 # SKIP no binary at {VGGTL}")
-        return 0
+        print(f"not ok 1 - vggtl binary at {VGGTL}\n1..1")
+        return 1
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         # a user module that lives in its own file, imported through sys.path
@@ -542,8 +524,8 @@ def main():
             run_case(tmp, desc, build)
         for desc, build in LEGACY:
             run_case(tmp, desc, build, reload=True)
-    print(f"1..{n_checks}")
-    return 1 if n_failed else 0
+    print(f"1..{ti.n_checks}")
+    return 1 if ti.n_failed else 0
 
 
 if __name__ == "__main__":

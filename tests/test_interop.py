@@ -765,16 +765,19 @@ CASES = [
 ]
 
 
-def main():
+def run_cases(cases, prefix, setup_fn=None):
+    """Runs each (title, function) of cases in one temporary folder (T.dir), an exception
+    counting as a failure; prints the TAP plan and returns the exit status."""
     if not os.access(VGGTL, os.X_OK):
         print(f"not ok 1 - vggtl binary at {VGGTL}\n1..1")
         return 1
     start = time.time()
-    with tempfile.TemporaryDirectory(prefix="vggtl-interop-") as d:
+    with tempfile.TemporaryDirectory(prefix=prefix) as d:
         T.dir = d
-        setup()
-        diag(f"setup: {time.time() - start:.1f} s")
-        for title, fn in CASES:
+        if setup_fn:
+            setup_fn()
+            diag(f"setup: {time.time() - start:.1f} s")
+        for title, fn in cases:
             t0 = time.time()
             try:
                 fn()
@@ -784,6 +787,10 @@ def main():
     diag(f"total: {time.time() - start:.1f} s")
     print(f"1..{n_checks}")
     return 1 if n_failed else 0
+
+
+def main():
+    return run_cases(CASES, "vggtl-interop-", setup)
 
 
 if __name__ == "__main__":
