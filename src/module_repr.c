@@ -345,26 +345,6 @@ static void bilinear_repr(struct sbuf *b, const struct vt_pk *m)
 }
 
 /* _NormBase: batch, instance and sync batch norms, lazy or not. */
-static void norm_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}");
-}
-
-static void layer_norm_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}");
-}
-
-static void group_norm_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "{num_groups}, {num_channels}, eps={eps}, affine={affine}");
-}
-
-static void lrn_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "{size}, alpha={alpha}, beta={beta}, k={k}");
-}
-
 /* ReLU, ReLU6, SiLU, Mish, SELU: the flag alone; the others append it after their values. */
 static void inplace_repr(struct sbuf *b, const struct vt_pk *m)
 {
@@ -378,36 +358,6 @@ static void inplace_tail(struct sbuf *b, const struct vt_pk *m)
 		sb_puts(b, ", inplace=True");
 }
 
-static void threshold_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "threshold={threshold}, value={value}");
-	inplace_tail(b, m);
-}
-
-static void rrelu_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "lower={lower}, upper={upper}");
-	inplace_tail(b, m);
-}
-
-static void hardtanh_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "min_val={min_val}, max_val={max_val}");
-	inplace_tail(b, m);
-}
-
-static void elu_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "alpha={alpha}");
-	inplace_tail(b, m);
-}
-
-static void leaky_relu_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "negative_slope={negative_slope}");
-	inplace_tail(b, m);
-}
-
 static void gelu_repr(struct sbuf *b, const struct vt_pk *m)
 {
 	const struct vt_pk *a = attr(m, "approximate");
@@ -419,21 +369,6 @@ static void gelu_repr(struct sbuf *b, const struct vt_pk *m)
 		sb_puts(b, "'none'");
 }
 
-static void lambd_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "{lambd}");
-}
-
-static void softplus_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "beta={beta}, threshold={threshold}");
-}
-
-static void prelu_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "num_parameters={num_parameters}");
-}
-
 /* GLU, and the softmaxes, whose __setstate__ gives files from before `dim` a None. */
 static void dim_repr(struct sbuf *b, const struct vt_pk *m)
 {
@@ -443,62 +378,7 @@ static void dim_repr(struct sbuf *b, const struct vt_pk *m)
 		fmt(b, m, "dim={dim}");
 }
 
-static void groups_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "groups={groups}");
-}
-
-static void dropout_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "p={p}, inplace={inplace}");
-}
-
-static void flatten_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "start_dim={start_dim}, end_dim={end_dim}");
-}
-
-static void unflatten_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "dim={dim}, unflattened_size={unflattened_size}");
-}
-
-static void fold_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "output_size={output_size}, kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}");
-}
-
-static void unfold_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}");
-}
-
-static void const_pad_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "padding={padding}, value={value}");
-}
-
 /* Reflection, replication and ZeroPad2d: the padding tuple alone. */
-static void pad_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "{padding}");
-}
-
-static void pixel_shuffle_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "upscale_factor={upscale_factor}");
-}
-
-static void pixel_unshuffle_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "downscale_factor={downscale_factor}");
-}
-
-static void maxpool_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={ceil_mode}");
-}
-
 /* _MaxUnpoolNd and _AvgPoolNd; AvgPool3d's __setstate__ defaults a missing padding to 0. */
 static void unpool_avgpool_repr(struct sbuf *b, const struct vt_pk *m)
 {
@@ -507,16 +387,6 @@ static void unpool_avgpool_repr(struct sbuf *b, const struct vt_pk *m)
 		fmt(b, m, "{padding}");
 	else
 		sb_puts(b, "0");
-}
-
-static void lppool_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "norm_type={norm_type}, kernel_size={kernel_size}, stride={stride}, ceil_mode={ceil_mode}");
-}
-
-static void output_size_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "output_size={output_size}");
 }
 
 /* RNNBase: each option only when it differs from its default, tested as rnn.py tests it
@@ -715,37 +585,7 @@ static void frozen_bn_repr(struct sbuf *b, const struct vt_pk *m)
 	fmt(b, m, ", eps={eps}");
 }
 
-static void stochastic_depth_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "p={p}, mode={mode}");
-}
-
-static void drop_block_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "p={p}, block_size={block_size}, inplace={inplace}");
-}
-
-static void roi_align_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "output_size={output_size}, spatial_scale={spatial_scale}, sampling_ratio={sampling_ratio}, aligned={aligned}");
-}
-
-static void ps_roi_align_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "output_size={output_size}, spatial_scale={spatial_scale}, sampling_ratio={sampling_ratio}");
-}
-
 /* RoIPool and PSRoIPool */
-static void roi_pool_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "output_size={output_size}, spatial_scale={spatial_scale}");
-}
-
-static void multiscale_roi_align_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "featmap_names={featmap_names}, output_size={output_size}, sampling_ratio={sampling_ratio}");
-}
-
 /* DeformConv2d compares its (always 2-tuple) padding and dilation with (0, 0) and (1, 1). */
 static void deform_conv_repr(struct sbuf *b, const struct vt_pk *m)
 {
@@ -760,11 +600,6 @@ static void deform_conv_repr(struct sbuf *b, const struct vt_pk *m)
 		sb_puts(b, ", bias=False");
 }
 
-static void default_box_repr(struct sbuf *b, const struct vt_pk *m)
-{
-	fmt(b, m, "aspect_ratios={aspect_ratios}, clip={clip}, scales={scales}, steps={steps}");
-}
-
 static void rcnn_transform_repr(struct sbuf *b, const struct vt_pk *m)
 {
 	fmt(b, m, "\n    Normalize(mean={image_mean}, std={image_std})");
@@ -773,175 +608,186 @@ static void rcnn_transform_repr(struct sbuf *b, const struct vt_pk *m)
 
 typedef void (*extra_fn)(struct sbuf *b, const struct vt_pk *m);
 
-/* Class name -> extra_repr().  Subclasses that keep their base's extra_repr are listed by
- * their own name (the pickle names the class, not its bases). */
-static const struct {
+/* A class's extra_repr (or own __repr__ body): fn, or else format (fmt's str.format over the
+ * attributes) followed by ", inplace=True" when inplace is set and the module's is true. */
+struct class_repr {
 	const char *name; /* the class name; the module is not checked (subclasses keep theirs) */
 	extra_fn fn;
-} classes[] = {
+	const char *format;
+	int inplace;
+};
+#define FN(name, fn) { name, fn, NULL, 0 }
+#define FMT(name, format) { name, NULL, format, 0 }
+#define FMT_INPLACE(name, format) { name, NULL, format, 1 }
+
+/* Class name -> extra_repr().  Subclasses that keep their base's extra_repr are listed by
+ * their own name (the pickle names the class, not its bases). */
+static const struct class_repr classes[] = {
 	/* conv.py; torchvision's video Conv3DSimple and Conv3DNoTemporal are Conv3d */
-	{ "Conv1d", conv_repr },
-	{ "Conv2d", conv_repr },
-	{ "Conv3d", conv_repr },
-	{ "ConvTranspose1d", conv_repr },
-	{ "ConvTranspose2d", conv_repr },
-	{ "ConvTranspose3d", conv_repr },
-	{ "LazyConv1d", conv_repr },
-	{ "LazyConv2d", conv_repr },
-	{ "LazyConv3d", conv_repr },
-	{ "LazyConvTranspose1d", conv_repr },
-	{ "LazyConvTranspose2d", conv_repr },
-	{ "LazyConvTranspose3d", conv_repr },
-	{ "Conv3DSimple", conv_repr },
-	{ "Conv3DNoTemporal", conv_repr },
+	FN("Conv1d", conv_repr),
+	FN("Conv2d", conv_repr),
+	FN("Conv3d", conv_repr),
+	FN("ConvTranspose1d", conv_repr),
+	FN("ConvTranspose2d", conv_repr),
+	FN("ConvTranspose3d", conv_repr),
+	FN("LazyConv1d", conv_repr),
+	FN("LazyConv2d", conv_repr),
+	FN("LazyConv3d", conv_repr),
+	FN("LazyConvTranspose1d", conv_repr),
+	FN("LazyConvTranspose2d", conv_repr),
+	FN("LazyConvTranspose3d", conv_repr),
+	FN("Conv3DSimple", conv_repr),
+	FN("Conv3DNoTemporal", conv_repr),
 	/* linear.py (Identity has no extra_repr) */
-	{ "Linear", linear_repr },
-	{ "LazyLinear", linear_repr },
-	{ "NonDynamicallyQuantizableLinear", linear_repr },
-	{ "Bilinear", bilinear_repr },
+	FN("Linear", linear_repr),
+	FN("LazyLinear", linear_repr),
+	FN("NonDynamicallyQuantizableLinear", linear_repr),
+	FN("Bilinear", bilinear_repr),
 	/* batchnorm.py, instancenorm.py */
-	{ "BatchNorm1d", norm_repr },
-	{ "BatchNorm2d", norm_repr },
-	{ "BatchNorm3d", norm_repr },
-	{ "LazyBatchNorm1d", norm_repr },
-	{ "LazyBatchNorm2d", norm_repr },
-	{ "LazyBatchNorm3d", norm_repr },
-	{ "SyncBatchNorm", norm_repr },
-	{ "InstanceNorm1d", norm_repr },
-	{ "InstanceNorm2d", norm_repr },
-	{ "InstanceNorm3d", norm_repr },
-	{ "LazyInstanceNorm1d", norm_repr },
-	{ "LazyInstanceNorm2d", norm_repr },
-	{ "LazyInstanceNorm3d", norm_repr },
+	FMT("BatchNorm1d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("BatchNorm2d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("BatchNorm3d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("LazyBatchNorm1d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("LazyBatchNorm2d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("LazyBatchNorm3d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("SyncBatchNorm", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("InstanceNorm1d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("InstanceNorm2d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("InstanceNorm3d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("LazyInstanceNorm1d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("LazyInstanceNorm2d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
+	FMT("LazyInstanceNorm3d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
 	/* normalization.py; torchvision's convnext LayerNorm2d is a LayerNorm */
-	{ "LayerNorm", layer_norm_repr },
-	{ "LayerNorm2d", layer_norm_repr },
-	{ "GroupNorm", group_norm_repr },
-	{ "LocalResponseNorm", lrn_repr },
-	{ "CrossMapLRN2d", lrn_repr },
+	FMT("LayerNorm", "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}"),
+	FMT("LayerNorm2d", "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}"),
+	FMT("GroupNorm", "{num_groups}, {num_channels}, eps={eps}, affine={affine}"),
+	FMT("LocalResponseNorm", "{size}, alpha={alpha}, beta={beta}, k={k}"),
+	FMT("CrossMapLRN2d", "{size}, alpha={alpha}, beta={beta}, k={k}"),
 	/* activation.py (Sigmoid, Tanh, Hardswish, Hardsigmoid, Softsign, Tanhshrink,
 	 * LogSigmoid, Softmax2d and MultiheadAttention have no extra_repr) */
-	{ "ReLU", inplace_repr },
-	{ "ReLU6", inplace_repr },
-	{ "SiLU", inplace_repr },
-	{ "Mish", inplace_repr },
-	{ "SELU", inplace_repr },
-	{ "Threshold", threshold_repr },
-	{ "RReLU", rrelu_repr },
-	{ "Hardtanh", hardtanh_repr },
-	{ "ELU", elu_repr },
-	{ "CELU", elu_repr },
-	{ "LeakyReLU", leaky_relu_repr },
-	{ "GELU", gelu_repr },
-	{ "Hardshrink", lambd_repr },
-	{ "Softshrink", lambd_repr },
-	{ "Softplus", softplus_repr },
-	{ "PReLU", prelu_repr },
-	{ "GLU", dim_repr },
-	{ "Softmin", dim_repr },
-	{ "Softmax", dim_repr },
-	{ "LogSoftmax", dim_repr },
-	{ "ChannelShuffle", groups_repr },
+	FN("ReLU", inplace_repr),
+	FN("ReLU6", inplace_repr),
+	FN("SiLU", inplace_repr),
+	FN("Mish", inplace_repr),
+	FN("SELU", inplace_repr),
+	FMT_INPLACE("Threshold", "threshold={threshold}, value={value}"),
+	FMT_INPLACE("RReLU", "lower={lower}, upper={upper}"),
+	FMT_INPLACE("Hardtanh", "min_val={min_val}, max_val={max_val}"),
+	FMT_INPLACE("ELU", "alpha={alpha}"),
+	FMT_INPLACE("CELU", "alpha={alpha}"),
+	FMT_INPLACE("LeakyReLU", "negative_slope={negative_slope}"),
+	FN("GELU", gelu_repr),
+	FMT("Hardshrink", "{lambd}"),
+	FMT("Softshrink", "{lambd}"),
+	FMT("Softplus", "beta={beta}, threshold={threshold}"),
+	FMT("PReLU", "num_parameters={num_parameters}"),
+	FN("GLU", dim_repr),
+	FN("Softmin", dim_repr),
+	FN("Softmax", dim_repr),
+	FN("LogSoftmax", dim_repr),
+	FMT("ChannelShuffle", "groups={groups}"),
 	/* dropout.py */
-	{ "Dropout", dropout_repr },
-	{ "Dropout1d", dropout_repr },
-	{ "Dropout2d", dropout_repr },
-	{ "Dropout3d", dropout_repr },
-	{ "AlphaDropout", dropout_repr },
-	{ "FeatureAlphaDropout", dropout_repr },
+	FMT("Dropout", "p={p}, inplace={inplace}"),
+	FMT("Dropout1d", "p={p}, inplace={inplace}"),
+	FMT("Dropout2d", "p={p}, inplace={inplace}"),
+	FMT("Dropout3d", "p={p}, inplace={inplace}"),
+	FMT("AlphaDropout", "p={p}, inplace={inplace}"),
+	FMT("FeatureAlphaDropout", "p={p}, inplace={inplace}"),
 	/* flatten.py, fold.py */
-	{ "Flatten", flatten_repr },
-	{ "Unflatten", unflatten_repr },
-	{ "Fold", fold_repr },
-	{ "Unfold", unfold_repr },
+	FMT("Flatten", "start_dim={start_dim}, end_dim={end_dim}"),
+	FMT("Unflatten", "dim={dim}, unflattened_size={unflattened_size}"),
+	FMT("Fold", "output_size={output_size}, kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}"),
+	FMT("Unfold", "kernel_size={kernel_size}, dilation={dilation}, padding={padding}, stride={stride}"),
 	/* padding.py */
-	{ "ConstantPad1d", const_pad_repr },
-	{ "ConstantPad2d", const_pad_repr },
-	{ "ConstantPad3d", const_pad_repr },
-	{ "ZeroPad2d", pad_repr },
-	{ "ReflectionPad1d", pad_repr },
-	{ "ReflectionPad2d", pad_repr },
-	{ "ReflectionPad3d", pad_repr },
-	{ "ReplicationPad1d", pad_repr },
-	{ "ReplicationPad2d", pad_repr },
-	{ "ReplicationPad3d", pad_repr },
+	FMT("ConstantPad1d", "padding={padding}, value={value}"),
+	FMT("ConstantPad2d", "padding={padding}, value={value}"),
+	FMT("ConstantPad3d", "padding={padding}, value={value}"),
+	FMT("ZeroPad2d", "{padding}"),
+	FMT("ReflectionPad1d", "{padding}"),
+	FMT("ReflectionPad2d", "{padding}"),
+	FMT("ReflectionPad3d", "{padding}"),
+	FMT("ReplicationPad1d", "{padding}"),
+	FMT("ReplicationPad2d", "{padding}"),
+	FMT("ReplicationPad3d", "{padding}"),
 	/* pixelshuffle.py */
-	{ "PixelShuffle", pixel_shuffle_repr },
-	{ "PixelUnshuffle", pixel_unshuffle_repr },
+	FMT("PixelShuffle", "upscale_factor={upscale_factor}"),
+	FMT("PixelUnshuffle", "downscale_factor={downscale_factor}"),
 	/* pooling.py (FractionalMaxPool2d/3d have no extra_repr) */
-	{ "MaxPool1d", maxpool_repr },
-	{ "MaxPool2d", maxpool_repr },
-	{ "MaxPool3d", maxpool_repr },
-	{ "MaxUnpool1d", unpool_avgpool_repr },
-	{ "MaxUnpool2d", unpool_avgpool_repr },
-	{ "MaxUnpool3d", unpool_avgpool_repr },
-	{ "AvgPool1d", unpool_avgpool_repr },
-	{ "AvgPool2d", unpool_avgpool_repr },
-	{ "AvgPool3d", unpool_avgpool_repr },
-	{ "LPPool1d", lppool_repr },
-	{ "LPPool2d", lppool_repr },
-	{ "AdaptiveMaxPool1d", output_size_repr },
-	{ "AdaptiveMaxPool2d", output_size_repr },
-	{ "AdaptiveMaxPool3d", output_size_repr },
-	{ "AdaptiveAvgPool1d", output_size_repr },
-	{ "AdaptiveAvgPool2d", output_size_repr },
-	{ "AdaptiveAvgPool3d", output_size_repr },
+	FMT("MaxPool1d", "kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={ceil_mode}"),
+	FMT("MaxPool2d", "kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={ceil_mode}"),
+	FMT("MaxPool3d", "kernel_size={kernel_size}, stride={stride}, padding={padding}, dilation={dilation}, ceil_mode={ceil_mode}"),
+	FN("MaxUnpool1d", unpool_avgpool_repr),
+	FN("MaxUnpool2d", unpool_avgpool_repr),
+	FN("MaxUnpool3d", unpool_avgpool_repr),
+	FN("AvgPool1d", unpool_avgpool_repr),
+	FN("AvgPool2d", unpool_avgpool_repr),
+	FN("AvgPool3d", unpool_avgpool_repr),
+	FMT("LPPool1d", "norm_type={norm_type}, kernel_size={kernel_size}, stride={stride}, ceil_mode={ceil_mode}"),
+	FMT("LPPool2d", "norm_type={norm_type}, kernel_size={kernel_size}, stride={stride}, ceil_mode={ceil_mode}"),
+	FMT("AdaptiveMaxPool1d", "output_size={output_size}"),
+	FMT("AdaptiveMaxPool2d", "output_size={output_size}"),
+	FMT("AdaptiveMaxPool3d", "output_size={output_size}"),
+	FMT("AdaptiveAvgPool1d", "output_size={output_size}"),
+	FMT("AdaptiveAvgPool2d", "output_size={output_size}"),
+	FMT("AdaptiveAvgPool3d", "output_size={output_size}"),
 	/* rnn.py */
-	{ "RNN", rnn_repr },
-	{ "LSTM", rnn_repr },
-	{ "GRU", rnn_repr },
-	{ "RNNCell", rnn_cell_repr },
-	{ "LSTMCell", rnn_cell_repr },
-	{ "GRUCell", rnn_cell_repr },
+	FN("RNN", rnn_repr),
+	FN("LSTM", rnn_repr),
+	FN("GRU", rnn_repr),
+	FN("RNNCell", rnn_cell_repr),
+	FN("LSTMCell", rnn_cell_repr),
+	FN("GRUCell", rnn_cell_repr),
 	/* sparse.py, upsampling.py */
-	{ "Embedding", embedding_repr },
-	{ "EmbeddingBag", embedding_bag_repr },
-	{ "Upsample", upsample_repr },
-	{ "UpsamplingNearest2d", upsample_repr },
-	{ "UpsamplingBilinear2d", upsample_repr },
+	FN("Embedding", embedding_repr),
+	FN("EmbeddingBag", embedding_bag_repr),
+	FN("Upsample", upsample_repr),
+	FN("UpsamplingNearest2d", upsample_repr),
+	FN("UpsamplingBilinear2d", upsample_repr),
 	/* container.py (Sequential, ModuleList and ModuleDict print only their children) */
-	{ "ParameterList", param_list_repr },
-	{ "ParameterDict", param_dict_repr },
+	FN("ParameterList", param_list_repr),
+	FN("ParameterDict", param_dict_repr),
 };
 
 /* Class name -> a __repr__ of its own: it prints "Name(<text>)" and no children. */
-static const struct {
-	const char *name;
-	extra_fn fn;
-} own_reprs[] = {
+static const struct class_repr own_reprs[] = {
 	/* torchvision/ops */
-	{ "FrozenBatchNorm2d", frozen_bn_repr },
-	{ "StochasticDepth", stochastic_depth_repr },
-	{ "DropBlock2d", drop_block_repr },
-	{ "DropBlock3d", drop_block_repr },
-	{ "RoIAlign", roi_align_repr },
-	{ "PSRoIAlign", ps_roi_align_repr },
-	{ "RoIPool", roi_pool_repr },
-	{ "PSRoIPool", roi_pool_repr },
-	{ "MultiScaleRoIAlign", multiscale_roi_align_repr },
-	{ "DeformConv2d", deform_conv_repr },
+	FN("FrozenBatchNorm2d", frozen_bn_repr),
+	FMT("StochasticDepth", "p={p}, mode={mode}"),
+	FMT("DropBlock2d", "p={p}, block_size={block_size}, inplace={inplace}"),
+	FMT("DropBlock3d", "p={p}, block_size={block_size}, inplace={inplace}"),
+	FMT("RoIAlign", "output_size={output_size}, spatial_scale={spatial_scale}, sampling_ratio={sampling_ratio}, aligned={aligned}"),
+	FMT("PSRoIAlign", "output_size={output_size}, spatial_scale={spatial_scale}, sampling_ratio={sampling_ratio}"),
+	FMT("RoIPool", "output_size={output_size}, spatial_scale={spatial_scale}"),
+	FMT("PSRoIPool", "output_size={output_size}, spatial_scale={spatial_scale}"),
+	FMT("MultiScaleRoIAlign", "featmap_names={featmap_names}, output_size={output_size}, sampling_ratio={sampling_ratio}"),
+	FN("DeformConv2d", deform_conv_repr),
 	/* torchvision/models/detection */
-	{ "DefaultBoxGenerator", default_box_repr },
-	{ "GeneralizedRCNNTransform", rcnn_transform_repr },
+	FMT("DefaultBoxGenerator", "aspect_ratios={aspect_ratios}, clip={clip}, scales={scales}, steps={steps}"),
+	FN("GeneralizedRCNNTransform", rcnn_transform_repr),
 };
 
-static extra_fn find_fn(const struct vt_pk *m, int own)
+/* The class's entry in own_reprs (own) or classes, or NULL. */
+static const struct class_repr *find_class_repr(const struct vt_pk *m, int own)
 {
+	const struct class_repr *t = own ? own_reprs : classes;
+	size_t i, n = own ? sizeof(own_reprs) / sizeof(own_reprs[0]) : sizeof(classes) / sizeof(classes[0]);
 	const char *name = vt_pk_obj_class(m);
-	size_t i;
 
-	if (!name)
-		return NULL;
-	if (own) {
-		for (i = 0; i < sizeof(own_reprs) / sizeof(own_reprs[0]); i++)
-			if (strcmp(own_reprs[i].name, name) == 0)
-				return own_reprs[i].fn;
-		return NULL;
-	}
-	for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
-		if (strcmp(classes[i].name, name) == 0)
-			return classes[i].fn;
+	for (i = 0; name && i < n; i++)
+		if (strcmp(t[i].name, name) == 0)
+			return &t[i];
 	return NULL;
+}
+
+static void write_extra(struct sbuf *b, const struct vt_pk *m, const struct class_repr *c)
+{
+	if (c->fn) {
+		c->fn(b, m);
+		return;
+	}
+	fmt(b, m, c->format);
+	if (c->inplace)
+		inplace_tail(b, m);
 }
 
 /* ---- Module.__repr__ --------------------------------------------------------------------- */
@@ -969,7 +815,7 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 	const struct vt_pk *mods = vt_mod_dict(m, "_modules");
 	const char *name = vt_pk_obj_class(m);
 	struct sbuf extra = { 0 };
-	extra_fn fn;
+	const struct class_repr *cr;
 	size_t i, nchild = mods ? mods->u.dict.n : 0;
 
 	if (!vt_mod_is_module(m) || depth > 64) { /* None in _modules, or not a module at all */
@@ -984,9 +830,9 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 		return;
 	}
 	(*budget)--;
-	if ((fn = find_fn(m, 1))) { /* a __repr__ of its own; the parent indents its lines */
+	if ((cr = find_class_repr(m, 1))) { /* a __repr__ of its own; the parent indents its lines */
 		sb_printf(&extra, "%s(", name);
-		fn(&extra, m);
+		write_extra(&extra, m, cr);
 		sb_puts(&extra, ")");
 		if (extra.oom)
 			b->oom = 1;
@@ -996,8 +842,8 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 		return;
 	}
 	sb_printf(b, "%s(", name ? name : "?");
-	if ((fn = find_fn(m, 0)))
-		fn(&extra, m);
+	if ((cr = find_class_repr(m, 0)))
+		write_extra(&extra, m, cr);
 	if (extra.oom)
 		b->oom = 1;
 	if (nchild == 0 && (!extra.s || !strchr(extra.s, '\n'))) {
