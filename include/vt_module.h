@@ -42,9 +42,14 @@ int vt_weights_find(const struct vt_pth *pth, const char *key, struct vt_weights
 int vt_weights_state_dict(const struct vt_weights *w, struct vt_named **t, size_t *n, struct vt_meta **meta,
 			  size_t *nmeta, struct vt_err *err);
 
-/* print(model) for a module tree, byte for byte as torch 1.13 prints it: Module.__repr__
- * with each torch.nn and torchvision class's extra_repr; user classes print as
- * Name(children).  malloc'ed; NULL when out of memory. */
-char *vt_mod_repr(const struct vt_pk *mod);
+/* Whose print() text to follow where torch versions differ (Upsample's and EmbeddingBag's
+ * mode quoted, ModuleList's repeated children compacted from 2.x on). */
+enum vt_torch_text { VT_TORCH_TEXT_2X, VT_TORCH_TEXT_1_13 };
+
+/* print(model) for a module tree, byte for byte as torch prints it (text: 2.x, as 2.6 does,
+ * or 1.13): Module.__repr__ with each torch.nn and torchvision class's extra_repr; user
+ * classes print as Name(children).  malloc'ed; NULL when out of memory or past 100000
+ * modules. */
+char *vt_mod_repr(const struct vt_pk *mod, enum vt_torch_text text);
 
 #endif

@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: vggtl load (FILE | --arch NAME) [--tensors] [--json] [--key K]\n\n"
-			    "Prints the model exactly as Python's print(model) does, for any module tree;\n"
+static const char usage[] = "usage: vggtl load (FILE | --arch NAME) [--tensors] [--json] [--key K] [--torch-version V]\n\n"
+			    "Prints the model exactly as Python's print(model) does, for any module tree\n"
+			    "(as torch 2.6 prints it; --torch-version 1.13 for 1.13's text where they differ);\n"
 			    "a state_dict of no known architecture prints a summary.\n"
 			    "--tensors lists every tensor of any torch.save file (path, dtype, shape, bytes);\n"
 			    "--json also describes every other value and object the file holds.";
@@ -362,12 +363,15 @@ static void print_summary(const struct found *f, const struct list *l)
 int cmd_load(int argc, char **argv)
 {
 	struct source s = { 0 };
-	const char *key = NULL;
+	const char *key = NULL, *version = NULL;
+	enum vt_torch_text text = VT_TORCH_TEXT_2X;
 	int tensors = 0, json = 0, nargs = 0, rc;
 	const struct option opts[] = {
 		{ OPT_FLAG, "tensors", 't', &tensors, NULL, NULL, "list tensors: path, dtype, shape, bytes" },
 		{ OPT_FLAG, "json", 0, &json, NULL, NULL, "print the model, its tensors and every value as JSON" },
 		{ OPT_STRING, "key", 0, &key, NULL, "K", "the weights under key K (a dotted path) of a training dict" },
+		{ OPT_STRING, "torch-version", 0, &version, NULL, "V",
+		  "print as torch V does where versions differ: 2.6 (default) or 1.13" },
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
@@ -379,6 +383,16 @@ int cmd_load(int argc, char **argv)
 	rc = parse_options(argc, argv, opts, usage, &nargs);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
+	if (version && strncmp(version, "1.", 2) == 0 && strcmp(version, "1.13") != 0) {
+		fprintf(stderr, "vggtl load: --torch-version %s: vggtl prints as torch 1.13 or 2.x (2.6) do\n", version);
+		return EXIT_USAGE;
+	}
+	if (version && strcmp(version, "1.13") == 0)
+		text = VT_TORCH_TEXT_1_13;
+	else if (version && (strncmp(version, "2.", 2) != 0 || !version[2])) {
+		fprintf(stderr, "vggtl load: --torch-version '%s' is not 1.13 or 2.x\n", version);
+		return EXIT_USAGE;
+	}
 	if ((rc = source_open(&s, nargs, argv, 0)))
 		goto out;
 	if (s.has_pth) {
@@ -393,7 +407,7 @@ int cmd_load(int argc, char **argv)
 				s.has_model = 1;
 				f.kind = "vgg";
 			} else if (w.kind == VT_WEIGHTS_MODULE) {
-				f.repr = vt_mod_repr(w.node);
+				f.repr = vt_mod_repr(w.node, text);
 				if (!f.repr) {
 					fprintf(stderr, "vggtl: out of memory\n");
 					rc = EXIT_FAIL;

@@ -438,7 +438,8 @@ static void embedding_repr(struct sbuf *b, const struct vt_pk *m)
 		sb_puts(b, ", sparse=True");
 }
 
-static void embedding_bag_repr(struct sbuf *b, const struct vt_pk *m)
+/* mode is "{mode}" in torch 1.13, "{mode!r}" (quoted) in 2.x */
+static void embedding_bag_common(struct sbuf *b, const struct vt_pk *m, const char *mode)
 {
 	const struct vt_pk *v;
 
@@ -449,18 +450,38 @@ static void embedding_bag_repr(struct sbuf *b, const struct vt_pk *m)
 		fmt(b, m, ", norm_type={norm_type}");
 	if ((v = attr(m, "scale_grad_by_freq")) && !is_bool(v, 0))
 		fmt(b, m, ", scale_grad_by_freq={scale_grad_by_freq}");
-	fmt(b, m, ", mode={mode}");
+	fmt(b, m, mode);
 	if (!is_none(attr(m, "padding_idx")))
 		fmt(b, m, ", padding_idx={padding_idx}");
 }
 
-static void upsample_repr(struct sbuf *b, const struct vt_pk *m)
+static void embedding_bag_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	embedding_bag_common(b, m, ", mode={mode}");
+}
+
+static void embedding_bag_repr_2x(struct sbuf *b, const struct vt_pk *m)
+{
+	embedding_bag_common(b, m, ", mode={mode!r}");
+}
+
+static void upsample_common(struct sbuf *b, const struct vt_pk *m, const char *mode)
 {
 	if (!is_none(attr(m, "scale_factor")))
 		fmt(b, m, "scale_factor={scale_factor}");
 	else
 		fmt(b, m, "size={size}");
-	fmt(b, m, ", mode={mode}");
+	fmt(b, m, mode);
+}
+
+static void upsample_repr(struct sbuf *b, const struct vt_pk *m)
+{
+	upsample_common(b, m, ", mode={mode}");
+}
+
+static void upsample_repr_2x(struct sbuf *b, const struct vt_pk *m)
+{
+	upsample_common(b, m, ", mode={mode!r}");
 }
 
 /* One entry of ParameterList/ParameterDict's extra_repr: "  (k): Parameter containing:
@@ -659,6 +680,7 @@ static const struct class_repr classes[] = {
 	FMT("LazyInstanceNorm3d", "{num_features}, eps={eps}, momentum={momentum}, affine={affine}, track_running_stats={track_running_stats}"),
 	/* normalization.py; torchvision's convnext LayerNorm2d is a LayerNorm */
 	FMT("LayerNorm", "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}"),
+	FMT("RMSNorm", "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}"), /* 2.4+ */
 	FMT("LayerNorm2d", "{normalized_shape}, eps={eps}, elementwise_affine={elementwise_affine}"),
 	FMT("GroupNorm", "{num_groups}, {num_channels}, eps={eps}, affine={affine}"),
 	FMT("LocalResponseNorm", "{size}, alpha={alpha}, beta={beta}, k={k}"),
@@ -703,6 +725,11 @@ static const struct class_repr classes[] = {
 	FMT("ConstantPad2d", "padding={padding}, value={value}"),
 	FMT("ConstantPad3d", "padding={padding}, value={value}"),
 	FMT("ZeroPad2d", "{padding}"),
+	FMT("ZeroPad1d", "{padding}"), /* these four arrived in torch 2.1 */
+	FMT("ZeroPad3d", "{padding}"),
+	FMT("CircularPad1d", "{padding}"),
+	FMT("CircularPad2d", "{padding}"),
+	FMT("CircularPad3d", "{padding}"),
 	FMT("ReflectionPad1d", "{padding}"),
 	FMT("ReflectionPad2d", "{padding}"),
 	FMT("ReflectionPad3d", "{padding}"),
@@ -766,17 +793,36 @@ static const struct class_repr own_reprs[] = {
 	FN("GeneralizedRCNNTransform", rcnn_transform_repr),
 };
 
-/* The class's entry in own_reprs (own) or classes, or NULL. */
-static const struct class_repr *find_class_repr(const struct vt_pk *m, int own)
+/* Where torch 2.x's text differs from 1.13's (found by printing the test corpus in both):
+ * these rows come first for VT_TORCH_TEXT_2X.  ModuleList's compact form is in repr_module. */
+static const struct class_repr classes_2x[] = {
+	FN("Upsample", upsample_repr_2x),
+	FN("UpsamplingNearest2d", upsample_repr_2x),
+	FN("UpsamplingBilinear2d", upsample_repr_2x),
+	FN("EmbeddingBag", embedding_bag_repr_2x),
+};
+
+static const struct class_repr *lookup(const struct class_repr *t, size_t n, const char *name)
 {
-	const struct class_repr *t = own ? own_reprs : classes;
-	size_t i, n = own ? sizeof(own_reprs) / sizeof(own_reprs[0]) : sizeof(classes) / sizeof(classes[0]);
-	const char *name = vt_pk_obj_class(m);
+	size_t i;
 
 	for (i = 0; name && i < n; i++)
 		if (strcmp(t[i].name, name) == 0)
 			return &t[i];
 	return NULL;
+}
+
+/* The class's entry in own_reprs (own) or classes, or NULL. */
+static const struct class_repr *find_class_repr(const struct vt_pk *m, int own, enum vt_torch_text text)
+{
+	const char *name = vt_pk_obj_class(m);
+	const struct class_repr *c;
+
+	if (own)
+		return lookup(own_reprs, sizeof(own_reprs) / sizeof(own_reprs[0]), name);
+	if (text == VT_TORCH_TEXT_2X && (c = lookup(classes_2x, sizeof(classes_2x) / sizeof(classes_2x[0]), name)))
+		return c;
+	return lookup(classes, sizeof(classes) / sizeof(classes[0]), name);
 }
 
 static void write_extra(struct sbuf *b, const struct vt_pk *m, const struct class_repr *c)
@@ -810,7 +856,46 @@ static void put_indented(struct sbuf *b, const char *s, size_t n, int indent)
  * than its file. */
 #define MAX_PRINTED 100000
 
-static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int depth, size_t *budget)
+struct rctx {
+	size_t budget;            /* modules that may still be printed */
+	enum vt_torch_text text;  /* whose text where torch versions differ */
+};
+
+static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int depth, struct rctx *rc);
+
+/* torch 2.x's ModuleList.__repr__: runs of children that print the same are one line,
+ * "(first-last): count x <text>". */
+static void compact_list(struct sbuf *b, const struct vt_pk *mods, int indent, int depth, struct rctx *rc)
+{
+	size_t n = mods->u.dict.n, i, j;
+	struct sbuf *t = calloc(n, sizeof(*t));
+
+	if (!t) {
+		b->oom = 1;
+		return;
+	}
+	for (i = 0; i < n && !b->oom; i++) {
+		repr_module(&t[i], mods->u.dict.vals[i], 0, depth + 1, rc);
+		if (t[i].oom || !t[i].s)
+			b->oom = 1;
+	}
+	for (i = 0; i < n && !b->oom; i = j + 1) {
+		for (j = i; j + 1 < n && strcmp(t[j + 1].s, t[i].s) == 0; j++)
+			;
+		sb_printf(b, "\n%*s", indent + 2, "");
+		if (j > i)
+			sb_printf(b, "(%zu-%zu): %zu x ", i, j, j - i + 1);
+		else
+			sb_printf(b, "(%zu): ", i);
+		put_indented(b, t[i].s, t[i].len, indent + 2);
+	}
+	sb_printf(b, "\n%*s", indent, "");
+	for (i = 0; i < n; i++)
+		free(t[i].s);
+	free(t);
+}
+
+static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int depth, struct rctx *rc)
 {
 	const struct vt_pk *mods = vt_mod_dict(m, "_modules");
 	const char *name = vt_pk_obj_class(m);
@@ -825,12 +910,12 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 			py_repr(b, m, 0);
 		return;
 	}
-	if (*budget == 0) {
+	if (rc->budget == 0) {
 		b->oom = 1;
 		return;
 	}
-	(*budget)--;
-	if ((cr = find_class_repr(m, 1))) { /* a __repr__ of its own; the parent indents its lines */
+	rc->budget--;
+	if ((cr = find_class_repr(m, 1, rc->text))) { /* a __repr__ of its own; the parent indents its lines */
 		sb_printf(&extra, "%s(", name);
 		write_extra(&extra, m, cr);
 		sb_puts(&extra, ")");
@@ -842,11 +927,13 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 		return;
 	}
 	sb_printf(b, "%s(", name ? name : "?");
-	if ((cr = find_class_repr(m, 0)))
+	if ((cr = find_class_repr(m, 0, rc->text)))
 		write_extra(&extra, m, cr);
 	if (extra.oom)
 		b->oom = 1;
-	if (nchild == 0 && (!extra.s || !strchr(extra.s, '\n'))) {
+	if (nchild && rc->text == VT_TORCH_TEXT_2X && name && strcmp(name, "ModuleList") == 0) {
+		compact_list(b, mods, indent, depth, rc);
+	} else if (nchild == 0 && (!extra.s || !strchr(extra.s, '\n'))) {
 		if (extra.s)
 			sb_put(b, extra.s, extra.len);
 	} else {
@@ -859,7 +946,7 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 			sb_printf(b, "\n%*s(", indent + 2, "");
 			py_str(b, k);
 			sb_puts(b, "): ");
-			repr_module(b, mods->u.dict.vals[i], indent + 2, depth + 1, budget);
+			repr_module(b, mods->u.dict.vals[i], indent + 2, depth + 1, rc);
 		}
 		sb_printf(b, "\n%*s", indent, "");
 	}
@@ -867,12 +954,12 @@ static void repr_module(struct sbuf *b, const struct vt_pk *m, int indent, int d
 	free(extra.s);
 }
 
-char *vt_mod_repr(const struct vt_pk *mod)
+char *vt_mod_repr(const struct vt_pk *mod, enum vt_torch_text text)
 {
 	struct sbuf b = { 0 };
-	size_t budget = MAX_PRINTED;
+	struct rctx rc = { MAX_PRINTED, text };
 
-	repr_module(&b, mod, 0, 0, &budget);
+	repr_module(&b, mod, 0, 0, &rc);
 	if (b.oom) { /* out of memory, or past MAX_PRINTED modules */
 		free(b.s);
 		return NULL;

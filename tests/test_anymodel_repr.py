@@ -35,6 +35,8 @@ import test_interop as ti  # noqa: E402  (TAP helpers, the binary's path)
 from test_interop import check  # noqa: E402
 
 VGGTL = ti.VGGTL
+# vggtl prints as torch 2.6 does by default; under 1.13, ask for its text
+TEXT_ARGS = ["--torch-version", "1.13"] if torch.__version__.startswith("1.") else []
 
 
 # ---- user classes: pickled as __main__.<name>, printed by Module.__repr__ -------------------
@@ -489,11 +491,11 @@ def run_case(tmp, desc, build, reload=False):
         model = build()
         path = os.path.join(tmp, "model.pth")
         torch.save(model, path)
-        want = str(torch.load(path) if reload else model) + "\n"
+        want = str(torch.load(path, weights_only=False) if reload else model) + "\n"
     except Exception:
         check(False, f"{desc} (Python could not build or save it)", traceback.format_exc())
         return
-    p = subprocess.run([VGGTL, "load", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.run([VGGTL, "load", path] + TEXT_ARGS, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.unlink(path)
     got = p.stdout.decode(errors="replace")
     if p.returncode == 0 and got == want:
@@ -503,6 +505,28 @@ def run_case(tmp, desc, build, reload=False):
     why = f"exit {p.returncode}" if p.returncode else f"line {line}: {b!r}"
     check(False, f"{desc} ({why})", f"expected: {a!r}", f"got:      {b!r}",
           "stderr: " + p.stderr.decode(errors="replace")[:400])
+
+
+def both_texts(tmp):
+    """The texts where torch 1.13 and 2.6 differ, both asked for, whichever torch runs this."""
+    m = nn.Sequential(nn.Upsample(scale_factor=2.0), nn.EmbeddingBag(10, 3),
+                      nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2), nn.ReLU()]))
+    path = os.path.join(tmp, "both.pth")
+    torch.save(m, path)
+    new = ("Sequential(\n  (0): Upsample(scale_factor=2.0, mode='nearest')\n  (1): EmbeddingBag(10, 3, mode='mean')\n"
+           "  (2): ModuleList(\n    (0-1): 2 x Linear(in_features=2, out_features=2, bias=True)\n    (2): ReLU()\n  )\n)\n")
+    old = ("Sequential(\n  (0): Upsample(scale_factor=2.0, mode=nearest)\n  (1): EmbeddingBag(10, 3, mode=mean)\n"
+           "  (2): ModuleList(\n    (0): Linear(in_features=2, out_features=2, bias=True)\n"
+           "    (1): Linear(in_features=2, out_features=2, bias=True)\n    (2): ReLU()\n  )\n)\n")
+    for args, want, desc in (([], new, "default: torch 2.6's text"), (["--torch-version", "1.13"], old, "1.13's text"),
+                             (["--torch-version", "2.6"], new, "--torch-version 2.6")):
+        p = subprocess.run([VGGTL, "load", path] + args, capture_output=True, text=True)
+        check(p.returncode == 0 and p.stdout == want, f"{desc}: Upsample and EmbeddingBag modes, ModuleList runs",
+              repr(p.stdout), p.stderr)
+    check(str(m) + "\n" == (new if not TEXT_ARGS else old), "that text is the running torch's own print(model)")
+    p = subprocess.run([VGGTL, "load", path, "--torch-version", "3.1"], capture_output=True, text=True)
+    check(p.returncode == 2 and "3.1" in p.stderr, "--torch-version 3.1: a usage error", p.stderr)
+    os.remove(path)
 
 
 def main():
@@ -522,6 +546,7 @@ def main():
         ]
         for desc, build in cases + INTS_AS_BOOLS:
             run_case(tmp, desc, build)
+        both_texts(tmp)
         for desc, build in LEGACY:
             run_case(tmp, desc, build, reload=True)
     print(f"1..{ti.n_checks}")

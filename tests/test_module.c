@@ -72,7 +72,7 @@ static void test_user_class(void)
 		rc = vt_weights_find(&pth, NULL, &w, &err);
 		CHECK(rc == 0 && w.kind == VT_WEIGHTS_MODULE && w.where[0] == '\0', "%s: a module tree at the root (%s)",
 		      files[f], err.msg);
-		text = rc ? NULL : vt_mod_repr(w.node);
+		text = rc ? NULL : vt_mod_repr(w.node, VT_TORCH_TEXT_1_13);
 		/* print() adds the newline that the text lacks */
 		CHECK(text && strlen(text) + 1 == strlen(want_text) && strncmp(text, want_text, strlen(text)) == 0,
 		      "%s: print(model) as Python printed it", files[f]);
@@ -178,8 +178,8 @@ static void test_tree_write(const char *tmpdir)
 		char *ta = NULL, *tb = NULL;
 		CHECK(b.is_zip, "the written file is a zip");
 		if (vt_weights_find(&b, NULL, &wb, &err) == 0) {
-			ta = vt_mod_repr(wa.node);
-			tb = vt_mod_repr(wb.node);
+			ta = vt_mod_repr(wa.node, VT_TORCH_TEXT_2X);
+			tb = vt_mod_repr(wb.node, VT_TORCH_TEXT_2X);
 		}
 		CHECK(ta && tb && strcmp(ta, tb) == 0, "the written model prints the same");
 		free(ta);
@@ -244,7 +244,7 @@ static void test_truncations(void)
 			if (vt_pth_open_src(&pth, &src, &err) == 0) {
 				struct vt_weights w;
 				if (vt_weights_find(&pth, NULL, &w, &err) == 0 && w.kind == VT_WEIGHTS_MODULE)
-					free(vt_mod_repr(w.node));
+					free(vt_mod_repr(w.node, VT_TORCH_TEXT_1_13));
 			} else {
 				bad += err.msg[0] != '\0';
 			}

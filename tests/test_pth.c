@@ -269,7 +269,7 @@ static int open_mem(const unsigned char *data, size_t len, char *msg, size_t msg
 			}
 			repr_ok = 0;
 			if (weights_rc == 0 && w.kind == VT_WEIGHTS_MODULE) {
-				char *text = vt_mod_repr(w.node);
+				char *text = vt_mod_repr(w.node, VT_TORCH_TEXT_1_13);
 				repr_ok = text != NULL;
 				free(text);
 			}

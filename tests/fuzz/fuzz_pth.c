@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			}
 			if (w.kind == VT_WEIGHTS_MODULE)
-				free(vt_mod_repr(w.node));
+				free(vt_mod_repr(w.node, size & 1 ? VT_TORCH_TEXT_2X : VT_TORCH_TEXT_1_13));
 		} else if (!err.msg[0]) {
 			abort();
 		}

@@ -1,0 +1,75 @@
+#!/bin/sh
+# torch26-root.sh - a Debian 13 (trixie) root holding python3-torch 2.6 and
+# python3-torchvision 0.21, for the interop tests against torch 2.x beside Debian 12's 1.13.
+#
+#   sh tools/torch26-root.sh            make the root once (or check it), print its path
+#   sh tools/torch26-root.sh run CMD... run CMD inside it (as root, /proc mounted, this
+#                                        repository bind-mounted at the same path)
+#
+# The root lives outside the source tree, in $VGGTL_TORCH26_ROOT (default
+# /var/cache/vggtl/trixie-torch26), about 1.7 GB.  It is made with debootstrap from the same
+# Debian mirror apt uses here, in a temporary folder renamed into place only when complete, and
+# reused afterwards once a check passes: the marker file, and python3 importing torch 2.6 and
+# torchvision inside it.  Making it needs root rights (debootstrap, chroot, mount) and the
+# network to the Debian archive; without either it says so on one line and exits 1.
+set -eu
+ROOT=${VGGTL_TORCH26_ROOT:-/var/cache/vggtl/trixie-torch26}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PKGS=python3-torch,python3-torchvision,python3-numpy,libcjson1,libpng16-16t64,zlib1g
+
+die() {
+	echo "torch26-root: $*" >&2
+	exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "needs root rights (debootstrap, chroot and mount): run as root, or with sudo"
+
+mirror() {
+	m=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
+	[ -n "$m" ] || m=$(sed -n 's/^deb \(http[^ ]*debian\) .*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n 1)
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+# mounts /proc and the repository inside the root (idempotent)
+mounts() {
+	mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+	mkdir -p "$ROOT$REPO" "$ROOT/tmp"
+	mountpoint -q "$ROOT$REPO" || mount --bind "$REPO" "$ROOT$REPO"
+}
+
+complete() {
+	[ -f "$ROOT/.vggtl-complete" ] || return 1
+	mounts
+	chroot "$ROOT" /usr/bin/python3 -c 'import torch, torchvision; assert torch.__version__.startswith("2.6"), torch.__version__' \
+		>/dev/null 2>&1
+}
+
+make_root() {
+	command -v debootstrap >/dev/null 2>&1 || {
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >&2 ||
+			die "cannot install debootstrap (apt-get failed: no network to the Debian archive?)"
+	}
+	tmp=$ROOT.partial
+	for m in "$tmp/proc" "$tmp$REPO"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+	rm -rf "$tmp"
+	mkdir -p "$(dirname "$ROOT")"
+	echo "torch26-root: making $ROOT with debootstrap (trixie, $PKGS; about 2 minutes, 1.7 GB)" >&2
+	debootstrap --variant=minbase --include="$PKGS" trixie "$tmp" "$(mirror)" >"$tmp.log" 2>&1 ||
+		die "debootstrap failed (no network to the Debian archive?); its log: $tmp.log"
+	touch "$tmp/.vggtl-complete"
+	for m in "$ROOT/proc" "$ROOT$REPO"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+	rm -rf "$ROOT"
+	mv "$tmp" "$ROOT"
+	rm -f "$tmp.log"
+}
+
+if ! complete; then
+	make_root
+	complete || die "$ROOT was made but python3 there does not import torch 2.6 and torchvision"
+fi
+if [ "${1:-}" = run ]; then
+	shift
+	cd "$REPO"
+	exec chroot "$ROOT" /bin/sh -c 'cd "$0" && exec "$@"' "$REPO" "$@"
+fi
+echo "$ROOT"
