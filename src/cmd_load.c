@@ -403,7 +403,9 @@ int cmd_load(int argc, char **argv)
 			f.kind = w.kind == VT_WEIGHTS_MODULE ? "module" :
 				 w.kind == VT_WEIGHTS_SCRIPT ? "torchscript" : "state_dict";
 			/* the VGG graph, when the weights are a VGG: it also names a state_dict's model */
-			if (w.kind != VT_WEIGHTS_SCRIPT && vt_model_from_weights(&s.model, &w, &err) == 0) {
+			if (s.has_model) { /* --pretrained: source_open built it */
+				f.kind = "vgg";
+			} else if (w.kind != VT_WEIGHTS_SCRIPT && vt_model_from_weights(&s.model, &w, &err) == 0) {
 				s.has_model = 1;
 				f.kind = "vgg";
 			} else if (w.kind == VT_WEIGHTS_MODULE) {

@@ -49,7 +49,7 @@ int cmd_save_full(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	rc = source_open(&s, nargs, argv, 0);
-	if (rc == EXIT_OK && s.has_pth && vt_model_from_pth(&s.model, &s.pth, &err) == 0)
+	if (rc == EXIT_OK && s.has_pth && !s.has_model && vt_model_from_pth(&s.model, &s.pth, &err) == 0)
 		s.has_model = 1;
 	if (rc == EXIT_OK)
 		rc = s.has_model ? write_model(&s, out, 1, NULL) : save_other(&s, out);

@@ -7,12 +7,14 @@ What must hold (issue: fine-tuning through the shim):
   the largest logit, for vgg16 + add_linear and for a _bn variant with non-trivial statistics;
 - a short run on the bundled sample lowers the loss;
 - resuming from an epoch checkpoint gives the same final weights as an uninterrupted run;
-- a checkpoint trained by vggtl loads in Python and continues there with PyTorch's optimizer;
+- a checkpoint trained by vggtl loads in Python and continues there with PyTorch's optimizer,
+  SGD and Adam, in torch 1.13 and (VGGTL_TORCH26=1, as tests/run.sh sets) in torch 2.6;
 - bad data and bad options: a clear message, exit 1 or 2.
 Every run is small (a few dozen images, two threads) so the file runs in about a minute.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,76 @@ def vgg11_bn_with_statistics():
     return b
 
 
+def python_continues(sgd_ck, adam_ck, start, label=""):
+    """The running torch takes vggtl's training checkpoints: the model, SGD's momentum and
+    Adam's moments load into PyTorch's own optimizers and a step continues.  torch 2.x loads
+    them with its default weights_only=True; 1.13's weights_only refuses any float."""
+    load = (lambda f: torch.load(f)) if not torch.__version__.startswith("1.") else \
+        (lambda f: torch.load(f, weights_only=False))
+    ck = load(sgd_ck)
+    check(ck["epoch"] == 2 and set(ck) >= {"model_state_dict", "optimizer_state_dict", "loss", "accuracy"},
+          f"{label}the checkpoint is the common recipe's dict", sorted(ck))
+    net = torchvision.models.vgg11_bn(num_classes=10)
+    net.load_state_dict(ck["model_state_dict"], strict=True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    try:
+        opt.load_state_dict(ck["optimizer_state_dict"])
+        params = list(net.parameters())
+        bufs = [opt.state[p]["momentum_buffer"] for p in params]
+        check(all(b.shape == p.shape for b, p in zip(bufs, params)),
+              f"{label}PyTorch's SGD takes the optimizer state: a momentum buffer per parameter")
+        net.train()
+        x = torch.randn(4, 3, 32, 32)
+        loss = nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 2, 3]))
+        loss.backward()
+        opt.step()
+        check(torch.isfinite(loss).item(), f"{label}and a training step continues from it in Python")
+    except Exception as e:  # noqa: BLE001
+        check(False, f"{label}PyTorch's SGD takes the optimizer state", e)
+    ck = load(adam_ck)
+    net = torchvision.models.vgg11_bn(num_classes=10)
+    net.load_state_dict(ck["model_state_dict"])
+    start_sd = torch.load(start, weights_only=True)
+    feat_same = all(torch.equal(net.state_dict()[k], start_sd[k]) for k in net.state_dict() if k.startswith("features."))
+    check(feat_same, f"{label}--freeze features leaves every features tensor unchanged")
+    opt = torch.optim.Adam(net.classifier.parameters(), lr=1e-3)
+    try:
+        opt.load_state_dict(ck["optimizer_state_dict"])
+        st = opt.state[list(net.classifier.parameters())[0]]
+        check(float(st["step"]) == 1 and st["exp_avg"].shape == st["exp_avg_sq"].shape,
+              f"{label}PyTorch's Adam takes the state of the classifier-only run (step, exp_avg, exp_avg_sq)")
+        net.train()
+        loss = nn.functional.cross_entropy(net(torch.randn(2, 3, 32, 32)), torch.tensor([0, 1]))
+        loss.backward()
+        opt.step()
+        check(float(opt.state[list(net.classifier.parameters())[0]]["step"]) == 2,
+              f"{label}and Adam steps on from it")
+    except Exception as e:  # noqa: BLE001
+        check(False, f"{label}PyTorch's Adam takes the state", e)
+
+
+def torch26_continues(*cks):
+    """The same in torch 2.6 (Debian 13's, in the root of tools/torch26-root.sh) when
+    tests/run.sh has made it (VGGTL_TORCH26=1): the checkpoints are copied where the root sees
+    them (under build/), and its TAP lines are counted here."""
+    if os.environ.get("VGGTL_TORCH26") != "1":
+        return
+    peer = tempfile.mkdtemp(prefix="torch26-", dir=os.path.abspath("build"))
+    try:
+        copies = []
+        for i, f in enumerate(cks):
+            copies.append(os.path.join(peer, f"{i}.pth"))
+            shutil.copyfile(f, copies[-1])
+        p = subprocess.run(["sh", "tools/torch26-root.sh", "run", "python3", os.path.abspath(__file__), "--continue",
+                            *copies], capture_output=True, text=True, timeout=600)
+        results = [l for l in p.stdout.splitlines() if l.startswith(("ok ", "not ok "))]
+        check(p.returncode == 0 and results, "torch 2.6 ran the checks", p.stdout[-2000:] + p.stderr[-2000:])
+        for line in results:
+            check(line.startswith("ok "), "torch 2.6: " + line.split(" - ", 1)[-1])
+    finally:
+        shutil.rmtree(peer, ignore_errors=True)
+
+
 def main():
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,47 +221,14 @@ def main():
             same = list(a) == list(c) and all(torch.equal(a[k], c[k]) for k in a)
             check(same, "resumed final weights equal the uninterrupted run's, bit for bit")
 
-        # --- Python continues from a vggtl checkpoint ----------------------------------------
-        ck = torch.load(j("ck", "epoch_2.pth"), weights_only=False)
-        check(ck["epoch"] == 2 and set(ck) >= {"model_state_dict", "optimizer_state_dict", "loss", "accuracy"},
-              "the checkpoint is the common recipe's dict", sorted(ck))
-        net = torchvision.models.vgg11_bn(num_classes=10)
-        net.load_state_dict(ck["model_state_dict"], strict=True)
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        try:
-            opt.load_state_dict(ck["optimizer_state_dict"])
-            params = list(net.parameters())
-            bufs = [opt.state[p]["momentum_buffer"] for p in params]
-            check(all(b.shape == p.shape for b, p in zip(bufs, params)),
-                  "PyTorch's SGD takes the optimizer state: a momentum buffer per parameter")
-            net.train()
-            x = torch.randn(4, 3, 32, 32)
-            loss = nn.functional.cross_entropy(net(x), torch.tensor([0, 1, 2, 3]))
-            loss.backward()
-            opt.step()
-            check(torch.isfinite(loss).item(), "and a training step continues from it in Python")
-        except Exception as e:  # noqa: BLE001
-            check(False, "PyTorch's SGD takes the optimizer state", e)
-
-        # --- Adam state in PyTorch's layout ---------------------------------------------------
+        # --- Python continues from vggtl's checkpoints (SGD, then a classifier-only Adam) -------
         r = vggtl("train", j("start.pth"), "--optimizer", "adam", "--lr", "1e-3", "--limit", 32, "--epochs", 1,
                   "--freeze", "features", "--no-augment", "--threads", 2, "--checkpoint-dir", j("ad"))
         check(r.returncode == 0, "train --optimizer adam --freeze features", r.stderr)
+        cks = (j("ck", "epoch_2.pth"), j("ad", "epoch_1.pth"), j("start.pth"))
         if r.returncode == 0:
-            ck = torch.load(j("ad", "epoch_1.pth"), weights_only=False)
-            net = torchvision.models.vgg11_bn(num_classes=10)
-            net.load_state_dict(ck["model_state_dict"])
-            opt = torch.optim.Adam(net.classifier.parameters(), lr=1e-3)
-            try:
-                opt.load_state_dict(ck["optimizer_state_dict"])
-                st = opt.state[list(net.classifier.parameters())[0]]
-                check(float(st["step"]) == 1 and st["exp_avg"].shape == st["exp_avg_sq"].shape,
-                      "PyTorch's Adam takes the state of the classifier-only run (step, exp_avg, exp_avg_sq)")
-            except Exception as e:  # noqa: BLE001
-                check(False, "PyTorch's Adam takes the state", e)
-            feat_same = all(torch.equal(net.state_dict()[k], torch.load(j("start.pth"))[k])
-                            for k in net.state_dict() if k.startswith("features."))
-            check(feat_same, "--freeze features leaves every features tensor unchanged")
+            python_continues(*cks)
+            torch26_continues(*cks)
 
         # --- SIGKILL while a checkpoint is being written: the previous one survives -------
         os.makedirs(j("kill"))
@@ -296,4 +335,8 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--continue"]:  # torch26_continues, inside the torch 2.6 root
+        python_continues(*sys.argv[2:5])
+        print(f"1..{N}")
+        sys.exit(1 if FAILED else 0)
     sys.exit(main())

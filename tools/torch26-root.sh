@@ -30,11 +30,15 @@ mirror() {
 	echo "${m:-http://deb.debian.org/debian}"
 }
 
-# mounts /proc and the repository inside the root (idempotent)
+# mounts /proc and the repository inside the root (idempotent), and takes them down again:
+# nothing stays mounted there, so that removing the root can never reach into a repository
 mounts() {
 	mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 	mkdir -p "$ROOT$REPO" "$ROOT/tmp"
 	mountpoint -q "$ROOT$REPO" || mount --bind "$REPO" "$ROOT$REPO"
+}
+unmounts() { # every mount below $1, deepest first
+	grep -o " $1/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
 }
 
 complete() {
@@ -42,6 +46,9 @@ complete() {
 	mounts
 	chroot "$ROOT" /usr/bin/python3 -c 'import torch, torchvision; assert torch.__version__.startswith("2.6"), torch.__version__' \
 		>/dev/null 2>&1
+	ok=$?
+	unmounts "$ROOT"
+	return $ok
 }
 
 make_root() {
@@ -50,14 +57,15 @@ make_root() {
 			die "cannot install debootstrap (apt-get failed: no network to the Debian archive?)"
 	}
 	tmp=$ROOT.partial
-	for m in "$tmp/proc" "$tmp$REPO"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+	unmounts "$tmp"
 	rm -rf "$tmp"
 	mkdir -p "$(dirname "$ROOT")"
 	echo "torch26-root: making $ROOT with debootstrap (trixie, $PKGS; about 2 minutes, 1.7 GB)" >&2
 	debootstrap --variant=minbase --include="$PKGS" trixie "$tmp" "$(mirror)" >"$tmp.log" 2>&1 ||
 		die "debootstrap failed (no network to the Debian archive?); its log: $tmp.log"
 	touch "$tmp/.vggtl-complete"
-	for m in "$ROOT/proc" "$ROOT$REPO"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+	unmounts "$tmp"
+	unmounts "$ROOT"
 	rm -rf "$ROOT"
 	mv "$tmp" "$ROOT"
 	rm -f "$tmp.log"
@@ -69,7 +77,11 @@ if ! complete; then
 fi
 if [ "${1:-}" = run ]; then
 	shift
-	cd "$REPO"
-	exec chroot "$ROOT" /bin/sh -c 'cd "$0" && exec "$@"' "$REPO" "$@"
+	mounts
+	trap 'unmounts "$ROOT"' EXIT
+	trap 'exit 130' INT TERM
+	rc=0
+	chroot "$ROOT" /bin/sh -c 'cd "$0" && exec "$@"' "$REPO" "$@" || rc=$?
+	exit $rc
 fi
 echo "$ROOT"
