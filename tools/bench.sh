@@ -1,6 +1,7 @@
 #!/bin/sh
-# make bench: vggtl against Python (Debian's torch 1.13) on the same machine, in the same run,
-# on a full-size VGG16 (+ add_linear) checkpoint of 553 MB. Each command runs REPEAT times
+# make bench: vggtl against Python (Debian 12's torch 1.13, and Debian 13's torch 2.6 in the root
+# of tools/torch26-root.sh, which must see BENCH_DIR: keep it inside the repository) on the
+# same machine, in the same run, on a full-size VGG16 (+ add_linear) checkpoint of 553 MB. Each command runs REPEAT times
 # (default 3, after one warm-up so both sides read from the page cache); the table shows the
 # median wall time and the median peak RSS, and the ratios Python / vggtl.
 set -eu
@@ -41,30 +42,56 @@ measure() {
 	echo "$t $m"
 }
 
-row() { # row TASK "vggtl seconds kib" "python seconds kib"
-	set -- "$1" $2 $3
-	awk -v task="$1" -v vt="$2" -v vm="$3" -v pt="$4" -v pm="$5" 'BEGIN {
+# torch 2.6 (Debian 13's, in the root of tools/torch26-root.sh) as a second Python, when the
+# root can be had; its column reads "-" otherwise
+PY26=
+if [ "${BENCH_TORCH26:-1}" = 1 ] && sh tools/torch26-root.sh >/dev/null 2>&1; then
+	PY26="sh tools/torch26-root.sh run python3"
+fi
+# py26 ARGS...: "seconds kib" of the same Python command under torch 2.6, or "- -"
+py26() {
+	if [ -n "$PY26" ]; then
+		# shellcheck disable=SC2086 # PY26 is a command line
+		measure $PY26 "$@"
+	else
+		echo "- -"
+	fi
+}
+
+# row TASK "vggtl seconds kib" "python 1.13 seconds kib" ["python 2.6 seconds kib"]: the
+# ratios are against the faster (and the leaner) of the two Pythons
+row() {
+	set -- "$1" $2 $3 ${4:-- -}
+	awk -v task="$1" -v vt="$2" -v vm="$3" -v pt="$4" -v pm="$5" -v qt="$6" -v qm="$7" 'BEGIN {
 		vt0 = vt < 0.001 ? 0.001 : vt;
-		printf "| %-40s | %8.4f | %8.1f | %8.3f | %8.1f | %7.1fx | %7.1fx |\n", task, vt, vm / 1024, pt, pm / 1024, pt / vt0, pm / vm
+		bt = pt; bm = pm;
+		if (qt != "-") { if (qt + 0 < bt + 0) bt = qt; if (qm + 0 < bm + 0) bm = qm; q = sprintf("%8.3f | %8.1f", qt, qm / 1024) }
+		else q = sprintf("%8s | %8s", "-", "-");
+		printf "| %-40s | %8.4f | %8.1f | %8.3f | %8.1f | %s | %7.1fx | %7.1fx |\n", task, vt, vm / 1024, pt, pm / 1024, q, bt / vt0, bm / vm
 	}'
 }
 
 F=$D/vgg16_full.pth
 W=$D/vgg16_weights.pth
-echo "| task (553 MB VGG16 + add_linear)          | vggtl s  | vggtl MiB| python s | pyth MiB | speed   | memory  |"
-echo "|------------------------------------------|----------|----------|----------|----------|---------|---------|"
-row "load + print, whole model" "$(measure "$V" load "$F")" \
-	"$(measure "$PY" -c 'import sys, torch; print(torch.load(sys.argv[1]))' "$F")"
-row "load + print, state_dict" "$(measure "$V" load "$W")" \
-	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
+echo "| task (553 MB VGG16 + add_linear)          | vggtl s  | vggtl MiB| py1.13 s | 1.13 MiB | py2.6 s  | 2.6 MiB  | speed   | memory  |"
+echo "|------------------------------------------|----------|----------|----------|----------|----------|----------|---------|---------|"
+# the Python side of each row, the same script for both torches
+LOAD_FULL='import sys, torch; print(torch.load(sys.argv[1], weights_only=False))'
+LOAD_SD='import sys, torch, torchvision; from torch import nn
 m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10))
-m.load_state_dict(torch.load(sys.argv[1])); print(m)' "$W")"
+m.load_state_dict(torch.load(sys.argv[1])); print(m)'
+TO_SD='import sys, torch; torch.save(torch.load(sys.argv[1], weights_only=False).state_dict(), sys.argv[2])'
+TO_FULL='import sys, torch, torchvision; from torch import nn
+m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10))
+m.load_state_dict(torch.load(sys.argv[1])); torch.save(m, sys.argv[2])'
+row "load + print, whole model" "$(measure "$V" load "$F")" "$(measure "$PY" -c "$LOAD_FULL" "$F")" \
+	"$(py26 -c "$LOAD_FULL" "$F")"
+row "load + print, state_dict" "$(measure "$V" load "$W")" "$(measure "$PY" -c "$LOAD_SD" "$W")" \
+	"$(py26 -c "$LOAD_SD" "$W")"
 row "whole -> state_dict (save-weights)" "$(measure "$V" save-weights "$F" -o "$D/out_v.pth")" \
-	"$(measure "$PY" -c 'import sys, torch; torch.save(torch.load(sys.argv[1]).state_dict(), sys.argv[2])' "$F" "$D/out_p.pth")"
+	"$(measure "$PY" -c "$TO_SD" "$F" "$D/out_p.pth")" "$(py26 -c "$TO_SD" "$F" "$D/out_p.pth")"
 row "state_dict -> whole (save-full)" "$(measure "$V" save-full "$W" -o "$D/out_v.pth")" \
-	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
-m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10))
-m.load_state_dict(torch.load(sys.argv[1])); torch.save(m, sys.argv[2])' "$W" "$D/out_p.pth")"
+	"$(measure "$PY" -c "$TO_FULL" "$W" "$D/out_p.pth")" "$(py26 -c "$TO_FULL" "$W" "$D/out_p.pth")"
 row "fresh vgg16 + add_linear (extend --arch)" "$(measure "$V" extend --arch vgg16 --add-linear 1000:10 -o "$D/out_v.pth")" \
 	"$(measure "$PY" -c 'import sys, torch, torchvision; from torch import nn
 m = torchvision.models.vgg16(); m.classifier.add_module("add_linear", nn.Linear(1000, 10)); torch.save(m, sys.argv[1])' "$D/out_p.pth")"
@@ -112,10 +139,10 @@ if [ ! -s "$D/resnet50_full.pth" ]; then
 	"$PY" -c 'import sys, torch, torchvision; torch.save(torchvision.models.resnet50(), sys.argv[1])' "$D/resnet50_full.pth"
 fi
 row "resnet50 whole: load + print" "$(measure "$V" load "$D/resnet50_full.pth")" \
-	"$(measure "$PY" -c 'import sys, torch; print(torch.load(sys.argv[1]))' "$D/resnet50_full.pth")"
+	"$(measure "$PY" -c "$LOAD_FULL" "$D/resnet50_full.pth")" "$(py26 -c "$LOAD_FULL" "$D/resnet50_full.pth")"
 row "resnet50 whole -> state_dict" "$(measure "$V" save-weights "$D/resnet50_full.pth" -o "$D/out_v.pth")" \
-	"$(measure "$PY" -c 'import sys, torch; torch.save(torch.load(sys.argv[1]).state_dict(), sys.argv[2])' \
-		"$D/resnet50_full.pth" "$D/out_p.pth")"
+	"$(measure "$PY" -c "$TO_SD" "$D/resnet50_full.pth" "$D/out_p.pth")" \
+	"$(py26 -c "$TO_SD" "$D/resnet50_full.pth" "$D/out_p.pth")"
 echo
 cpt=$(measure cp "$F" "$D/out_cp.pth")
 cps=$(measure sh -c 'cp "$1" "$2" && sync "$2"' sh "$F" "$D/out_cp.pth")
@@ -140,7 +167,7 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 		shift 3
 		n=$IMAGES
 		[ "$mode" = eval ] && n=500 # vggtl eval takes the whole split of the sample
-		vis= vms= pis= pms=
+		vis= vms= pis= pms= qis= qms=
 		i=0
 		while [ $i -lt "$REPEAT" ]; do
 			rm -f "$D/m.jsonl"
@@ -159,23 +186,33 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 				{ cat "$D/err" >&2; exit 1; }
 			pms="$pms $(tail -n 1 "$D/t1")"
 			pis="$pis $(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")"
+			if [ -n "$PY26" ]; then
+				# shellcheck disable=SC2086 # PY26 is a command line
+				/usr/bin/time -f "%M" -o "$D/t1" $PY26 tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" >"$D/out" 2>"$D/err" ||
+					{ cat "$D/err" >&2; exit 1; }
+				qms="$qms $(tail -n 1 "$D/t1")"
+				qis="$qis $(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")"
+			fi
 			i=$((i + 1))
 		done
 		# shellcheck disable=SC2086 # the lists are meant to split
 		awk -v task="$task" -v vi="$(median $vis)" -v vm="$(median $vms)" -v pi="$(median $pis)" -v pm="$(median $pms)" \
-			-v all="vggtl $vis / python $pis" 'BEGIN {
-			printf "| %-40s | %8.1f | %8.1f | %8.1f | %8.1f | %7.2fx | %7.1fx |\n", task, vi, vm / 1024, pi, pm / 1024, vi / pi, pm / vm
+			-v qi="$(median $qis)" -v qm="$(median $qms)" -v all="vggtl $vis / python 1.13 $pis / 2.6 $qis" 'BEGIN {
+			bi = pi; bm = pm;
+			if (qi != "") { if (qi + 0 > bi + 0) bi = qi; if (qm + 0 < bm + 0) bm = qm; q = sprintf("%8.1f | %8.1f", qi, qm / 1024) }
+			else q = sprintf("%8s | %8s", "-", "-");
+			printf "| %-40s | %8.1f | %8.1f | %8.1f | %8.1f | %s | %7.2fx | %7.1fx |\n", task, vi, vm / 1024, pi, pm / 1024, q, vi / bi, bm / vm
 			printf "%s img/s\n", all > "/dev/stderr" }'
 	}
 	echo
-	echo "| training, $IMAGES images, $T threads          | vggtl img/s | vggtl MiB | python img/s | pyth MiB | speed | memory |"
-	echo "|------------------------------------------|----------|----------|----------|----------|---------|---------|"
+	echo "| training, $IMAGES images, $T threads          | vggtl img/s | vggtl MiB | py1.13 img/s | 1.13 MiB | py2.6 img/s | 2.6 MiB | speed | memory |"
+	echo "|------------------------------------------|----------|----------|----------|----------|----------|----------|---------|---------|"
 	trainrow "full fine-tuning (1 epoch)" full 1 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 1 \
 		--no-augment --metrics "$D/m.jsonl"
 	trainrow "--freeze features (5 epochs)" freeze 5 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 5 \
 		--freeze features --no-augment --metrics "$D/m.jsonl"
 	trainrow "eval (500 images)" eval 1 eval "$D/v16.pth" --data "$DATA" --split train --batch-size 64 --json
-	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python)"
+	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python; speed and memory against the better torch)"
 	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1"
 fi
 rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err" "$D/genops_scan.py"
