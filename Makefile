@@ -49,7 +49,7 @@ else
 BUILD   = build
 endif
 
-LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c \
+LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
           src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/plot.c \
           src/shim_load.c src/net.c src/train.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
@@ -57,11 +57,11 @@ CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src
           src/compute.c
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
-UNIT    = test_zip test_pickle test_pth test_model test_module test_data test_plot
+UNIT    = test_zip test_pickle test_pth test_model test_module test_data test_plot test_safetensors
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data
+FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data fuzz_safetensors
 
 .PHONY: all test test-large demo bench deps clean fuzz print-lib-src
 

@@ -1,6 +1,7 @@
 /* vt_pth.h - torch.save files: reading them as a value tree with tensors, and writing them.
  *
- * Reading (pth.c): zip (PyTorch >= 1.6) or legacy (pre-1.6 pickle stream) containers; the
+ * Reading (pth.c): zip (PyTorch >= 1.6) or legacy (pre-1.6 pickle stream) containers, and
+ * safetensors files (vt_safetensors.h), read as a state_dict of file-backed tensors; the
  * pickle is run by the allow-listed unpickler of vt_pickle.h with torch's persistent ids and
  * tensor rebuild functions as hooks.  Tensor data is never read: a storage records where its
  * bytes are, so a writer can stream them from the source.
@@ -138,6 +139,7 @@ struct vt_pth {
 	size_t nstorages, storages_cap;
 	size_t *slots, nslots; /* hash index of storages by key: index + 1, 0 when empty */
 	int is_torchscript;      /* a torch.jit.save archive: data.pkl holds __torch__ objects */
+	int is_safetensors;      /* a safetensors file: root is a dict of its tensors (vt_safetensors.h) */
 	char *name;              /* file name for messages (owned) */
 };
 

@@ -5,7 +5,8 @@
  *
  * Containers: torch.save zip archives (every *.pkl record: data.pkl, TorchScript's
  * constants.pkl and debug pickles), legacy torch.save streams (their four pickles), and plain
- * pickles (every pickle back to back from offset 0, as far as they parse).
+ * pickles (every pickle back to back from offset 0, as far as they parse).  A safetensors file
+ * holds no pickle: it is clean once its header reads.
  *
  * Verdicts: a call of a callable vggtl turns into data (tensor rebuilders, OrderedDict...)
  * and the import or NEWOBJ/BUILD of a class are clean; a call of anything else is a finding,
@@ -38,7 +39,7 @@ struct vt_scan_item {
 };
 
 struct vt_scan {
-	const char *container; /* "zip", "torchscript", "legacy", "pickle" */
+	const char *container; /* "zip", "torchscript", "legacy", "pickle", "safetensors" */
 	char **pickles;        /* the pickles scanned, by name */
 	size_t npickles;
 	struct vt_scan_item *items;

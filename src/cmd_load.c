@@ -250,7 +250,8 @@ static int print_json(const struct source *s, const struct list *l, const struct
 	cJSON_AddStringToObject(root, "source", s->label);
 	if (s->has_pth)
 		cJSON_AddStringToObject(root, "container",
-					s->pth.is_torchscript ? "torchscript" : s->pth.is_zip ? "zip" : "legacy");
+					s->pth.is_torchscript ? "torchscript" : s->pth.is_zip ? "zip" :
+					s->pth.is_safetensors ? "safetensors" : "legacy");
 	cJSON_AddStringToObject(root, "kind", f->kind);
 	if (f->cls[0])
 		cJSON_AddStringToObject(root, "class", f->cls);

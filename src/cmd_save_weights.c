@@ -1,19 +1,30 @@
 /* cmd_save_weights.c - vggtl save-weights: write the state_dict form, as
  * torch.save(model.state_dict()), of any model: a whole model of any class (its code need not
- * exist anywhere), a state_dict, either inside a training dict, or a TorchScript archive. */
+ * exist anywhere), a state_dict, either inside a training dict, a TorchScript archive or a
+ * safetensors file; or the same tensors as a safetensors file (OUT.safetensors or
+ * --format safetensors), as safetensors.torch.save_file writes them. */
 #include "cmd.h"
 #include "vt_module.h"
+#include "vt_safetensors.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: vggtl save-weights (FILE | --arch NAME) -o OUT [--key K] [--add-prefix PREFIX]\n\n"
+static const char usage[] = "usage: vggtl save-weights (FILE | --arch NAME) -o OUT [--key K] [--add-prefix PREFIX]\n"
+			    "                          [--format pth|safetensors]\n\n"
 			    "Writes what torch.save(model.state_dict()) writes: it loads with\n"
 			    "torch.load(OUT, weights_only=True) and load_state_dict(..., strict=True).\n"
 			    "Works on any model: a whole model of any class, a state_dict, or either\n"
 			    "inside a training dict (found under state_dict, model_state_dict, model, net,\n"
-			    "...; --key K chooses).  Prefixes such as module. (DataParallel) in the input\n"
-			    "are stripped; --add-prefix module. writes DDP-style keys.";
+			    "...; --key K chooses), or a safetensors file.  Prefixes such as module.\n"
+			    "(DataParallel) in the input are stripped; --add-prefix module. writes\n"
+			    "DDP-style keys.\n\n"
+			    "An OUT ending in .safetensors (or --format safetensors) is written as\n"
+			    "safetensors.torch.save_file(state_dict, OUT, {\"format\": \"pt\"}) writes it:\n"
+			    "tensors made contiguous, no _metadata versions.  Tensors that share memory\n"
+			    "(tied weights) are refused, as save_file refuses them: one name would be\n"
+			    "dropped and load_state_dict(strict=True) would then fail; clone them or\n"
+			    "write a .pth.  Quantized and complex tensors are refused too.";
 
 /* Prepends prefix to every name and metadata prefix ("" becomes the prefix without its dot). */
 static int add_prefix(struct vt_named *t, size_t n, struct vt_meta *meta, size_t nmeta, const char *prefix)
@@ -44,7 +55,7 @@ static int add_prefix(struct vt_named *t, size_t n, struct vt_meta *meta, size_t
 	return 0;
 }
 
-static int save_any(struct source *s, const char *key, const char *out, const char *prefix)
+static int save_any(struct source *s, const char *key, const char *out, const char *prefix, int st)
 {
 	struct vt_err err = { 0 };
 	struct vt_weights w;
@@ -63,7 +74,8 @@ static int save_any(struct source *s, const char *key, const char *out, const ch
 	if (prefix && add_prefix(t, n, meta, nmeta, prefix)) {
 		rc = EXIT_FAIL;
 		fprintf(stderr, "vggtl: out of memory\n");
-	} else if (vt_pth_write_state_dict(out, s->src, t, n, nmeta ? meta : NULL, nmeta, &err)) {
+	} else if (st ? vt_st_write(out, s->src, t, n, &err) :
+			vt_pth_write_state_dict(out, s->src, t, n, nmeta ? meta : NULL, nmeta, &err)) {
 		rc = report(&err);
 	}
 	vt_named_free(t, n);
@@ -71,15 +83,40 @@ static int save_any(struct source *s, const char *key, const char *out, const ch
 	return rc;
 }
 
+/* A fresh or pretrained VGG (--arch) as safetensors. */
+static int save_model_st(const struct source *s, const char *out, const char *prefix)
+{
+	struct vt_err err = { 0 };
+	struct vt_named *t = NULL;
+	size_t n = 0;
+	int rc = check_output(s, out);
+
+	if (rc)
+		return rc;
+	if (vt_model_state_dict(&s->model, prefix, &t, &n, &err) || vt_st_write(out, s->src, t, n, &err))
+		rc = report(&err);
+	vt_named_free(t, n);
+	return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
 int cmd_save_weights(int argc, char **argv)
 {
 	struct source s = { 0 };
-	const char *out = NULL, *prefix = NULL, *key = NULL;
-	int nargs = 0, rc;
+	const char *out = NULL, *prefix = NULL, *key = NULL, *format = NULL;
+	int nargs = 0, rc, st;
 	const struct option opts[] = {
 		{ OPT_STRING, "output", 'o', &out, NULL, "OUT", "the file to write (replaced atomically)" },
 		{ OPT_STRING, "key", 0, &key, NULL, "K", "the weights under key K (a dotted path) of a training dict" },
 		{ OPT_STRING, "add-prefix", 0, &prefix, NULL, "PREFIX", "prepend PREFIX to every key, e.g. module." },
+		{ OPT_STRING, "format", 0, &format, NULL, "pth|safetensors",
+		  "the file format (default: safetensors for a .safetensors OUT, else pth)" },
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
@@ -91,13 +128,19 @@ int cmd_save_weights(int argc, char **argv)
 		fprintf(stderr, "vggtl save-weights: no output file: give -o OUT\n");
 		return EXIT_USAGE;
 	}
+	if (format && strcmp(format, "pth") != 0 && strcmp(format, "safetensors") != 0) {
+		fprintf(stderr, "vggtl save-weights: unknown --format '%s' (pth or safetensors)\n", format);
+		return EXIT_USAGE;
+	}
+	st = format ? strcmp(format, "safetensors") == 0 : ends_with(out, ".safetensors");
 	if (s.arch && key) {
 		fprintf(stderr, "vggtl save-weights: --key goes with a FILE\n");
 		return EXIT_USAGE;
 	}
 	rc = source_open(&s, nargs, argv, 0);
 	if (rc == EXIT_OK)
-		rc = s.has_pth ? save_any(&s, key, out, prefix) : write_model(&s, out, 0, prefix);
+		rc = s.has_pth ? save_any(&s, key, out, prefix, st) :
+		     st ? save_model_st(&s, out, prefix) : write_model(&s, out, 0, prefix);
 	source_close(&s);
 	return rc;
 }

@@ -30,7 +30,9 @@ static void help(FILE *f)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "    %-14s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nA model is a torch.save FILE (whole model or state_dict, zip or legacy) or\n"
-		   "--arch NAME [--seed N] [--pretrained[=PATH]].  'vggtl <command> -h' tells more.\n"
+		   "--arch NAME [--seed N] [--pretrained[=PATH]].  load, save-weights, save-full,\n"
+		   "verify and scan read any model of any class; the others need a VGG.\n"
+		   "'vggtl <command> -h' tells more.\n"
 		   "Exit status: 0 success, 1 failure (bad file or data), 2 usage error.\n");
 }
 

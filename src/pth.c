@@ -11,10 +11,12 @@
  * tensor rebuilders, OrderedDict, set, torch.Size/device, numpy scalars, dtypes and arrays,
  * _codecs.encode, copyreg._reconstructor, defaultdict).  Any other class or function is an
  * inert symbol: NEWOBJ of it makes an object record, REDUCE a call record.  Nothing is called.
- * TorchScript archives read like torch.save files (their data.pkl).
+ * TorchScript archives read like torch.save files (their data.pkl).  safetensors files
+ * (safetensors.c parses the header) become a dict of tensors, as a state_dict would.
  * Not supported: the pre-0.3 tar layout, big-endian files, sparse and meta tensors.
  */
 #include "vt_pth.h"
+#include "vt_safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -996,6 +998,67 @@ static int open_legacy(struct vt_pth *pth, struct vt_err *err)
 	return 0;
 }
 
+/* A safetensors file as the state_dict it holds: a dict in header order of tensors, each
+ * contiguous on a storage of its own (keyed by its name) at its bytes in the file. */
+static int open_safetensors(struct vt_pth *pth, struct vt_err *err)
+{
+	struct vt_unpickler *u = &pth->up;
+	struct vt_st_header h;
+	size_t i;
+	int rc = vt_st_read_header(&h, &pth->src, err);
+
+	pth->is_safetensors = 1;
+	if (rc == 0 && !(pth->root = vt_pk_new(u, VT_PK_DICT)))
+		rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+	if (rc == 0)
+		pth->root->u.dict.ordered = 1;
+	for (i = 0; i < h.n && rc == 0; i++) {
+		const struct vt_st_entry *e = &h.t[i];
+		struct vt_storage *s = vt_arena_alloc(&u->arena, sizeof(*s));
+		struct vt_tensor *t = vt_arena_alloc(&u->arena, sizeof(*t));
+		struct vt_pk *k = vt_pk_new(u, VT_PK_STR), *v = t ? vt_pk_ext(u, VT_EXT_TENSOR, t) : NULL;
+		size_t len = strlen(e->name);
+		int64_t stride = 1;
+		int d;
+		if (s)
+			memset(s, 0, sizeof(*s));
+		if (!s || !t || !k || !v || !(k->u.str.s = arena_strdup(u, e->name, len)) ||
+		    !(s->location = arena_strdup(u, "cpu", 3))) {
+			rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+			break;
+		}
+		k->u.str.len = len;
+		memset(t, 0, sizeof(*t));
+		s->key = k->u.str.s;
+		s->dtype = e->dtype;
+		s->numel = 1;
+		s->src = VT_STORAGE_FILE;
+		s->entry = NULL;
+		s->offset = h.data_start + e->begin;
+		s->resolved = 1;
+		t->storage = s;
+		t->dtype = e->dtype;
+		t->ndim = e->ndim;
+		t->qscheme = VT_QSCHEME_NONE;
+		for (d = e->ndim - 1; d >= 0; d--) { /* C order; a size of 0 strides as 1, as torch's */
+			t->size[d] = e->shape[d];
+			t->stride[d] = stride;
+			s->numel *= (uint64_t)e->shape[d];
+			if (e->shape[d] > 1 && stride > INT64_MAX / e->shape[d]) {
+				rc = vt_err_set(err, VT_EUNSUPPORTED, "safetensors: tensor '%s': strides overflow", e->name);
+				break;
+			}
+			stride *= e->shape[d] ? e->shape[d] : 1;
+		}
+		if (rc == 0)
+			rc = add_storage(pth, s, err);
+		if (rc == 0)
+			rc = vt_pk_dict_set(u, pth->root, k, v) ? vt_err_set(err, VT_ENOMEM, "out of memory") : 0;
+	}
+	vt_st_header_release(&h);
+	return rc;
+}
+
 int vt_pth_open_src(struct vt_pth *pth, const struct vt_src *src, struct vt_err *err)
 {
 	memset(pth, 0, sizeof(*pth));
@@ -1003,6 +1066,8 @@ int vt_pth_open_src(struct vt_pth *pth, const struct vt_src *src, struct vt_err 
 	vt_unpickler_init(&pth->up, &torch_hooks, pth);
 	if (vt_zip_detect(src))
 		return open_zip(pth, err);
+	if (vt_st_detect(src))
+		return open_safetensors(pth, err);
 	return open_legacy(pth, err);
 }
 

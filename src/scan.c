@@ -13,6 +13,7 @@
 
 #include "vt_pickle.h"
 #include "vt_pth.h"
+#include "vt_safetensors.h"
 #include "vt_zip.h"
 
 const char *const vt_scan_op_names[] = { "import", "call", "newobj", "build" };
@@ -300,10 +301,25 @@ static int scan_stream(struct vt_scan *sc, const struct vt_src *src, struct vt_e
 	return 0;
 }
 
+/* safetensors: a JSON header and bytes, no pickle; clean once the header reads. */
+static int scan_safetensors(struct vt_scan *sc, const struct vt_src *src, struct vt_err *err)
+{
+	struct vt_st_header h;
+	int rc = vt_st_read_header(&h, src, err);
+
+	vt_st_header_release(&h);
+	sc->container = "safetensors";
+	return rc;
+}
+
 int vt_scan_src(struct vt_scan *sc, const struct vt_src *src, struct vt_err *err)
 {
 	memset(sc, 0, sizeof(*sc));
-	return vt_zip_detect(src) ? scan_zip(sc, src, err) : scan_stream(sc, src, err);
+	if (vt_zip_detect(src))
+		return scan_zip(sc, src, err);
+	if (vt_st_detect(src))
+		return scan_safetensors(sc, src, err);
+	return scan_stream(sc, src, err);
 }
 
 int vt_scan_file(struct vt_scan *sc, const char *path, struct vt_err *err)

@@ -28,6 +28,7 @@ seeds() {
 	fuzz_pth) ls tests/fixtures/*.pth tests/fixtures/any/*.pt* tests/fixtures/crashes/*.pth 2>/dev/null ;;
 	fuzz_scan) ls tests/fixtures/*.pth tests/fixtures/any/*.pt* tests/fixtures/any/*.pkl tests/fixtures/pkl/*.pkl 2>/dev/null ;;
 	fuzz_data) ls tests/fixtures/cifar-py/*/* tests/fixtures/cifar-py-bad/* tests/fixtures/cifar-tgz/*/* tests/fixtures/png/*.png 2>/dev/null ;;
+	fuzz_safetensors) ls tests/fixtures/st/*.safetensors ;;
 	*) ;; # no seeds: the fuzzer starts from nothing
 	esac
 }
@@ -57,7 +58,7 @@ for t in "$@"; do
 		cp "$f" "$corpus/seed-$(basename "$f")"
 	done
 	dict=
-	case $t in fuzz_pickle | fuzz_pth | fuzz_scan) dict=-dict=tests/fuzz/pth.dict ;; esac
+	case $t in fuzz_pickle | fuzz_pth | fuzz_scan) dict=-dict=tests/fuzz/pth.dict ;; fuzz_safetensors) dict=-dict=tests/fuzz/st.dict ;; esac
 	echo "fuzz.sh: running $t for ${SECONDS_EACH}s (corpus $corpus)"
 	# shellcheck disable=SC2086
 	"$bin" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -max_total_time="$SECONDS_EACH" -workers=1 \
