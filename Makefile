@@ -49,7 +49,7 @@ else
 BUILD   = build
 endif
 
-LIB_SRC = src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
+LIB_SRC = src/version.c src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
           src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/plot.c \
           src/shim_load.c src/net.c src/train.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
@@ -63,7 +63,7 @@ UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data fuzz_safetensors
 
-.PHONY: all test test-large demo bench deps clean fuzz print-lib-src
+.PHONY: all test test-large demo bench deps clean fuzz print-lib-src lib man install uninstall
 
 all: $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 
@@ -93,6 +93,67 @@ endif
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(BUILD)/libvt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -Wno-missing-prototypes $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvt.a $(LDLIBS)
+
+# ---- the installable library, man pages, completion ---------------------------------------
+# make install PREFIX=/usr/local DESTDIR=  (GNU conventions); make uninstall removes the same.
+VERSION  = $(shell sed -n 's/^\#define VT_VERSION "\(.*\)"/\1/p' include/vggtl.h)
+SOMAJOR  = $(firstword $(subst ., ,$(VERSION)))
+PREFIX  ?= /usr/local
+DESTDIR ?=
+bindir   = $(PREFIX)/bin
+libdir   = $(PREFIX)/lib
+incdir   = $(PREFIX)/include/vggtl
+man1dir  = $(PREFIX)/share/man/man1
+compdir  = $(PREFIX)/share/bash-completion/completions
+PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+COMMANDS = load extend save-full save-weights train eval predict verify scan
+HEADERS  = include/vggtl.h $(wildcard include/vt_*.h)
+
+$(BUILD)/pic/%.o: %.c $(wildcard include/*.h) $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(CFLAGS) -fPIC $(CPPFLAGS) -c $< -o $@
+
+# symbols outside vt_* (the internal helpers) stay hidden: src/libvggtl.map
+$(BUILD)/libvggtl.so.$(SOMAJOR): $(PIC_OBJ) src/libvggtl.map
+	$(CC) -shared -Wl,-soname,libvggtl.so.$(SOMAJOR) -Wl,--version-script=src/libvggtl.map $(LDFLAGS) \
+		-o $@ $(PIC_OBJ) -lpng -lz -lm -ldl
+
+$(BUILD)/vggtl.pc: Makefile include/vggtl.h
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl\nCflags: -I$${includedir}\n' \
+		'$(PREFIX)' 'read and write PyTorch .pth and safetensors files from C, without Python' '$(VERSION)' >$@
+
+# man pages from the same usage texts and option tables that -h prints
+$(BUILD)/man/vggtl.1: $(BUILD)/vggtl
+	@mkdir -p $(dir $@)
+	$(BUILD)/vggtl help --man >$@
+	for c in $(COMMANDS); do $(BUILD)/vggtl $$c --man >$(BUILD)/man/vggtl-$$c.1 || exit 1; done
+
+$(BUILD)/vggtl.bash: $(BUILD)/vggtl
+	$(BUILD)/vggtl --bash-completion >$@
+
+lib: $(BUILD)/libvggtl.so.$(SOMAJOR) $(BUILD)/libvt.a $(BUILD)/vggtl.pc
+man: $(BUILD)/man/vggtl.1
+
+install: all lib man $(BUILD)/vggtl.bash
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/vggtl $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(incdir) \
+		$(DESTDIR)$(man1dir) $(DESTDIR)$(compdir)
+	install -m 755 $(BUILD)/vggtl $(DESTDIR)$(bindir)/vggtl
+	install -m 755 build/libvggtl_shim.so $(DESTDIR)$(libdir)/vggtl/libvggtl_shim.so
+	install -m 755 $(BUILD)/libvggtl.so.$(SOMAJOR) $(DESTDIR)$(libdir)/libvggtl.so.$(SOMAJOR)
+	ln -sf libvggtl.so.$(SOMAJOR) $(DESTDIR)$(libdir)/libvggtl.so
+	install -m 644 $(BUILD)/libvt.a $(DESTDIR)$(libdir)/libvggtl.a
+	install -m 644 $(BUILD)/vggtl.pc $(DESTDIR)$(libdir)/pkgconfig/vggtl.pc
+	install -m 644 $(HEADERS) $(DESTDIR)$(incdir)
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(man1dir)
+	install -m 644 $(BUILD)/vggtl.bash $(DESTDIR)$(compdir)/vggtl
+
+uninstall:
+	rm -f $(DESTDIR)$(bindir)/vggtl $(DESTDIR)$(libdir)/vggtl/libvggtl_shim.so \
+		$(DESTDIR)$(libdir)/libvggtl.so.$(SOMAJOR) $(DESTDIR)$(libdir)/libvggtl.so $(DESTDIR)$(libdir)/libvggtl.a \
+		$(DESTDIR)$(libdir)/pkgconfig/vggtl.pc $(DESTDIR)$(compdir)/vggtl $(DESTDIR)$(man1dir)/vggtl.1 \
+		$(addprefix $(DESTDIR)$(man1dir)/vggtl-,$(addsuffix .1,$(COMMANDS))) \
+		$(addprefix $(DESTDIR)$(incdir)/,$(notdir $(HEADERS)))
+	-rmdir $(DESTDIR)$(incdir) $(DESTDIR)$(libdir)/vggtl 2>/dev/null
 
 deps:
 	sh tools/install-deps.sh

@@ -46,6 +46,9 @@ struct option {
  * EXIT_USAGE after a message on stderr. */
 int parse_options(int argc, char **argv, const struct option *opts, const char *usage, int *nargs);
 void print_usage(FILE *f, const char *usage, const struct option *opts);
+/* The command's man page in troff (--man), from the same usage text and table. */
+void print_man(FILE *f, const char *cmd, const char *usage, const struct option *opts);
+extern const char *man_summary; /* the command's one-line summary, set before dispatch */
 
 /* A model source: FILE, or --arch NAME [--seed N] [--pretrained[=PATH]]. */
 struct source {

@@ -24,6 +24,7 @@ int vt_shim_open(struct vt_shim_api *api, struct vt_err *err)
 	char exe[4096], path[4200], why[512] = "";
 	const char *env = getenv("VGGTL_SHIM");
 	ssize_t n;
+	size_t at;
 
 	memset(api, 0, sizeof(*api));
 	if (env && *env) {
@@ -33,13 +34,18 @@ int vt_shim_open(struct vt_shim_api *api, struct vt_err *err)
 		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 		if (n > 0) {
 			exe[n] = '\0';
+			/* beside vggtl (the build folder), then PREFIX/lib/vggtl for PREFIX/bin/vggtl */
 			snprintf(path, sizeof(path), "%s/libvggtl_shim.so", dirname(exe));
+			if (try_open(api, path, why, sizeof(why)) == 0)
+				goto found;
+			at = strlen(path) - strlen("libvggtl_shim.so");
+			snprintf(path + at, sizeof(path) - at, "../lib/vggtl/libvggtl_shim.so");
 			if (try_open(api, path, why, sizeof(why)) == 0)
 				goto found;
 		}
 		if (try_open(api, "libvggtl_shim.so", why, sizeof(why)))
 			return vt_err_set(err, VT_ENOTFOUND,
-					  "cannot load the libtorch shim libvggtl_shim.so (looked beside vggtl and on the library path: %s); build it with 'make'",
+					  "cannot load the libtorch shim libvggtl_shim.so (looked beside vggtl, in ../lib/vggtl and on the library path: %s); build it with 'make'",
 					  why);
 	}
 found:

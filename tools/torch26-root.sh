@@ -15,7 +15,9 @@
 set -eu
 ROOT=${VGGTL_TORCH26_ROOT:-/var/cache/vggtl/trixie-torch26}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-PKGS=python3-torch,python3-torchvision,python3-numpy,libcjson1,libpng16-16t64,zlib1g
+# libopenblas0-openmp: without it torch falls back to the reference BLAS (ten times slower), as
+# on the host
+PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,zlib1g
 
 die() {
 	echo "torch26-root: $*" >&2
@@ -44,6 +46,16 @@ unmounts() { # every mount below $1, deepest first
 complete() {
 	[ -f "$ROOT/.vggtl-complete" ] || return 1
 	mounts
+	# a root made before a package joined PKGS gets it now
+	missing=
+	for p in $(echo "$PKGS" | tr ',' ' '); do
+		chroot "$ROOT" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "torch26-root: installing$missing into $ROOT" >&2
+		chroot "$ROOT" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends$missing" \
+			>"$ROOT.apt.log" 2>&1 || { unmounts "$ROOT"; die "cannot install$missing in $ROOT (see $ROOT.apt.log)"; }
+	fi
 	chroot "$ROOT" /usr/bin/python3 -c 'import torch, torchvision; assert torch.__version__.startswith("2.6"), torch.__version__' \
 		>/dev/null 2>&1
 	ok=$?

@@ -1,0 +1,7 @@
+/* version.c - the library's version (include/vggtl.h). */
+#include "vggtl.h"
+
+const char *vt_version(void)
+{
+	return VT_VERSION;
+}
