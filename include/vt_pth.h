@@ -126,6 +126,8 @@ enum { VT_EXT_TENSOR = 1, VT_EXT_STORAGE = 2, VT_EXT_NP_DTYPE = 3, VT_EXT_NP_ARR
  * primitives, which makes the file hostile. */
 enum vt_global_kind { VT_GLOBAL_DATA, VT_GLOBAL_SYMBOL, VT_GLOBAL_DANGEROUS };
 enum vt_global_kind vt_pth_global_kind(const char *module, const char *name);
+/* 1 when v is the GLOBAL builtins.object (__builtin__.object in Python 2 pickles). */
+int vt_pth_is_object_type(const struct vt_pk *v);
 /* numpy's name for a dtype ("float64"), or NULL. */
 const char *vt_np_dtype_name(const struct vt_np_dtype *d, char *buf, size_t size);
 

@@ -23,7 +23,7 @@ struct list {
 	size_t visits; /* values walked: shared containers make a tree exponentially larger than its file */
 };
 
-#define MAX_VISITS 10000000
+#define MAX_VISITS 2000000
 
 static void list_add(struct list *l, const char *name, const struct vt_tensor *t)
 {
@@ -85,10 +85,11 @@ static void flatten(struct list *l, const struct vt_pk *v, const char *path, int
 			struct vt_err err = { 0 };
 			size_t n, j;
 			if (vt_weights_state_dict(&w, &t, &n, NULL, NULL, &err)) {
-				l->oom = 1;
+				l->visits = MAX_VISITS + 1; /* too big (or out of memory): said by the caller */
 				return;
 			}
-			for (j = 0; j < n; j++) {
+			l->visits += n; /* one module met through many references is listed as often */
+			for (j = 0; j < n && l->visits <= MAX_VISITS; j++) {
 				snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", t[j].name);
 				list_add(l, sub, t[j].t);
 			}
@@ -412,7 +413,8 @@ int cmd_load(int argc, char **argv)
 			} else if (w.kind == VT_WEIGHTS_MODULE) {
 				f.repr = vt_mod_repr(w.node, text);
 				if (!f.repr) {
-					fprintf(stderr, "vggtl: out of memory\n");
+					fprintf(stderr, "vggtl: %s: out of memory, or more than 100000 modules to print\n",
+						s.label);
 					rc = EXIT_FAIL;
 					goto out;
 				}
@@ -448,7 +450,7 @@ int cmd_load(int argc, char **argv)
 		}
 		if (l.visits > MAX_VISITS) {
 			rc = EXIT_FAIL;
-			fprintf(stderr, "vggtl: %s: more than %d values to walk (containers shared over and over)\n",
+			fprintf(stderr, "vggtl: %s: more than %d values and tensors to walk (containers shared over and over)\n",
 				s.label, MAX_VISITS);
 			goto out;
 		}

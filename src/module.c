@@ -408,6 +408,18 @@ static void strip_prefixes(struct collect *c)
 	}
 }
 
+static int is_wrapper(const struct vt_pk *mod)
+{
+	static const char *const wrappers[] = { "DataParallel", "DistributedDataParallel", "OptimizedModule", NULL };
+	const char *name = vt_pk_obj_class(mod);
+	int i;
+
+	for (i = 0; name && wrappers[i]; i++)
+		if (strcmp(name, wrappers[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int vt_weights_state_dict(const struct vt_weights *w, struct vt_named **t, size_t *n, struct vt_meta **meta,
 			  size_t *nmeta, struct vt_err *err)
 {
@@ -420,7 +432,9 @@ int vt_weights_state_dict(const struct vt_weights *w, struct vt_named **t, size_
 		collect_script(&c, w->node, prefix, 0, sizeof(prefix), 0);
 	else
 		collect_state_dict(&c, w->node);
-	if (!c.oom && !c.too_big)
+	/* a module tree's names start with module. only under a wrapper whose child is "module"
+	 * (DataParallel, DDP) or _orig_mod (torch.compile); any other class keeps its names */
+	if (!c.oom && !c.too_big && (w->kind != VT_WEIGHTS_MODULE || is_wrapper(w->node)))
 		strip_prefixes(&c);
 	if (c.oom || c.too_big) {
 		vt_named_free(c.t, c.n);

@@ -29,6 +29,10 @@
 
 /* ---- Python's str() and repr() of pickled values ----------------------------------------- */
 
+/* An extra_repr longer than this prints "..." from there: shared tuples can make a value's
+ * text exponentially longer than its file. */
+#define MAX_VALUE_TEXT 65536
+
 static void py_repr(struct sbuf *b, const struct vt_pk *v, int depth);
 
 /* repr() of a str: single quotes unless it holds a ' and no ", escapes as Python's. */
@@ -69,7 +73,7 @@ static void py_seq(struct sbuf *b, const struct vt_pk *v, const char *open, cons
 	size_t i;
 
 	sb_puts(b, open);
-	for (i = 0; i < v->u.seq.n; i++) {
+	for (i = 0; i < v->u.seq.n && b->len <= MAX_VALUE_TEXT; i++) {
 		if (i)
 			sb_puts(b, ", ");
 		py_repr(b, v->u.seq.items[i], depth + 1);
@@ -83,6 +87,11 @@ static void py_repr(struct sbuf *b, const struct vt_pk *v, int depth)
 {
 	size_t i;
 
+	if (b->len > MAX_VALUE_TEXT) {
+		if (b->len < MAX_VALUE_TEXT + 8)
+			sb_puts(b, "...");
+		return;
+	}
 	if (!v || depth > 32) {
 		sb_puts(b, "...");
 		return;

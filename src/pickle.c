@@ -669,6 +669,18 @@ static int op_global(struct vt_unpickler *u, const char *module, const char *nam
 	struct vt_pk *v;
 	int tag;
 
+	const char *p;
+
+	/* a class or function name: never empty, never a newline (a writer's text GLOBAL would
+	 * end there and run the rest as opcodes) or another control character */
+	for (p = module; *p && (unsigned char)*p >= 0x20 && *p != 0x7f; p++)
+		;
+	if (*p == '\0')
+		for (p = name; *p && (unsigned char)*p >= 0x20 && *p != 0x7f; p++)
+			;
+	if (*p || !*module || !*name)
+		return vt_err_set(err, VT_EFORMAT, "pickle: a global whose name is empty or holds a control character at offset %llu",
+				  (unsigned long long)u->pos);
 	if (!u->hooks || !u->hooks->find_class)
 		return vt_err_set(err, VT_EUNSAFE, "pickle: global '%s.%s' is not allowed", module, name);
 	tag = u->hooks->find_class(u->ctx, module, name, err);
@@ -713,7 +725,8 @@ static int op_appends(struct vt_unpickler *u, size_t first, uint64_t at, struct 
 				  (unsigned long long)at);
 	seq = u->stack[first - 1];
 	if (seq->kind == VT_PK_OBJECT && !(seq = obj_items(u, seq, VT_PK_LIST)))
-		return vt_err_set(err, VT_ENOMEM, "pickle: out of memory");
+		return vt_err_set(err, VT_EFORMAT, "pickle: APPEND on an object that took SETITEMs (or out of memory) at offset %llu",
+				  (unsigned long long)at);
 	if (seq->kind != VT_PK_LIST && seq->kind != VT_PK_SET)
 		return vt_err_set(err, VT_EFORMAT, "pickle: APPEND to a non-list at offset %llu",
 				  (unsigned long long)at);
@@ -734,7 +747,7 @@ static int op_setitems(struct vt_unpickler *u, size_t first, uint64_t at, struct
 				  (unsigned long long)at);
 	d = u->stack[first - 1];
 	if (d->kind == VT_PK_OBJECT && !(d = obj_items(u, d, VT_PK_DICT)))
-		return vt_err_set(err, VT_EFORMAT, "pickle: SETITEM on an object that took APPENDs at offset %llu",
+		return vt_err_set(err, VT_EFORMAT, "pickle: SETITEM on an object that took APPENDs (or out of memory) at offset %llu",
 				  (unsigned long long)at);
 	if (d->kind != VT_PK_DICT)
 		return vt_err_set(err, VT_EFORMAT, "pickle: SETITEM on a non-dict at offset %llu",

@@ -150,7 +150,10 @@ static const char *const denied_modules[] = {
 	"torch.hub", "torch.utils.cpp_extension", "torch._dynamo", "torch._inductor", "torch.fx.experimental",
 	"torch.jit", "torch.package", "numpy.testing", "numpy.distutils", "numpy.f2py", "pydoc",
 	"linecache", "logging.config", "_posixsubprocess", "_winapi", "msvcrt", "winreg", "_winreg",
-	"gc", "inspect", "atexit", "_operator",
+	"gc", "inspect", "atexit", "_operator", "codecs", "_pyio", "tarfile", "zipfile", "shelve", "dbm",
+	"sqlite3", "gzip", "bz2", "lzma", "logging.handlers", "nntplib", "socketserver", "mmap", "xmlrpclib",
+	"SimpleHTTPServer", "BaseHTTPServer", "CGIHTTPServer", "SocketServer", "StringIO", "cStringIO",
+	"anydbm", "dumbdbm", "gdbm", "dbhash", "whichdb", "cookielib", "Cookie",
 	NULL
 };
 static const struct {
@@ -166,6 +169,7 @@ static const struct {
 	{ "torch", "load" }, { "torch.serialization", "load" }, { "torch", "_load_global_deps" },
 	{ "torch.storage", "_load_from_bytes" }, { "numpy", "load" }, { "numpy.lib.npyio", "load" },
 	{ "numpy", "fromfile" }, { "numpy", "loadtxt" }, { "torch.utils.data.datapipes.utils.decoder", "basichandlers" },
+	{ "logging", "FileHandler" }, { "logging", "StreamHandler" },
 	{ "operator", "attrgetter" }, { "operator", "methodcaller" }, { "operator", "getitem" },
 	{ "types", "FunctionType" }, { "types", "CodeType" }, { "types", "MethodType" }, { "types", "ModuleType" },
 	{ "types", "LambdaType" }, { "types", "BuiltinFunctionType" },
@@ -194,12 +198,21 @@ enum vt_global_kind vt_pth_global_kind(const char *module, const char *name)
 	for (i = 0; i < sizeof(denied_names) / sizeof(denied_names[0]); i++)
 		if (strcmp(mod, denied_names[i].module) == 0 && strcmp(name, denied_names[i].name) == 0)
 			return VT_GLOBAL_DANGEROUS;
-	/* protocol 4 resolves dotted names attribute by attribute: 'getattr.__self__' */
-	if (strchr(name, '.') && strstr(name, "__"))
+	/* protocol 4 resolves dotted names attribute by attribute, through whatever a module
+	 * imported: torch 'serialization.os.system' is os.system */
+	if (strchr(name, '.'))
 		return VT_GLOBAL_DANGEROUS;
-	if (module_is(module, "torch") && strstr(name, "Storage"))
-		return VT_GLOBAL_DATA;
+	if (module_is(module, "torch")) /* the storage classes, by their exact names */
+		for (i = 0; i < VT_DTYPE_COUNT; i++)
+			if (strcmp(name, dtypes[i].storage) == 0)
+				return VT_GLOBAL_DATA;
 	return VT_GLOBAL_SYMBOL;
+}
+
+int vt_pth_is_object_type(const struct vt_pk *v)
+{
+	return v && v->kind == VT_PK_GLOBAL && strcmp(v->u.global.name, "object") == 0 &&
+	       (strcmp(v->u.global.module, "builtins") == 0 || strcmp(v->u.global.module, "__builtin__") == 0);
 }
 
 static int find_class(void *ctx, const char *module, const char *name, struct vt_err *err)
@@ -549,6 +562,13 @@ static int rebuild_qtensor(struct vt_unpickler *u, struct vt_pk **a, size_t n, s
 		return vt_err_set(err, VT_EFORMAT, "per-channel quantizer is not (qscheme, scales, zero_points, axis)");
 	t->q_scales = vt_pk_tensor(q[1]);
 	t->q_zero_points = vt_pk_tensor(q[2]);
+	/* as torch has them: plain float and int64 tensors (a quantized one would nest, and a
+	 * writer would copy the nest once per reference) */
+	if (t->q_scales->qscheme || t->q_zero_points->qscheme ||
+	    (t->q_scales->dtype != VT_F64 && t->q_scales->dtype != VT_F32) ||
+	    (t->q_zero_points->dtype != VT_I64 && t->q_zero_points->dtype != VT_I32 && t->q_zero_points->dtype != VT_F32 &&
+	     t->q_zero_points->dtype != VT_F64))
+		return vt_err_set(err, VT_EFORMAT, "per-channel quantizer scales or zero points that are not plain tensors");
 	t->q_axis = q[3]->u.i;
 	return 0;
 }
@@ -759,8 +779,11 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 				if (vt_pk_dict_set(u, *out, kv->u.seq.items[0], kv->u.seq.items[1]))
 					return vt_err_set(err, VT_ENOMEM, "out of memory");
 			}
-		} else if (n == 1 && a[0]->kind == VT_PK_DICT) { /* Counter({...}) */
+		} else if (n == 1 && a[0]->kind == VT_PK_DICT) { /* Counter({...}), OrderedDict({...}) */
 			(*out)->u.dict = a[0]->u.dict;
+			(*out)->u.dict.cap = (*out)->u.dict.n; /* a later SETITEM reallocates: no shared slots */
+			(*out)->u.dict.attrs = NULL;
+			(*out)->u.dict.ordered = tag == T_ORDEREDDICT;
 		} else if (n != 0) {
 			return vt_err_set(err, VT_EFORMAT, "%s called with unexpected arguments", fn->u.global.name);
 		}
@@ -771,8 +794,10 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 	case T_FROZENSET:
 		if ((rc = new_container(u, VT_PK_SET, out, err)))
 			return rc;
-		if (n == 1 && (a[0]->kind == VT_PK_LIST || a[0]->kind == VT_PK_TUPLE))
+		if (n == 1 && (a[0]->kind == VT_PK_LIST || a[0]->kind == VT_PK_TUPLE)) {
 			(*out)->u.seq = a[0]->u.seq;
+			(*out)->u.seq.cap = (*out)->u.seq.n; /* ADDITEMS reallocates: no shared slots */
+		}
 		return 0;
 	case T_BYTEARRAY:
 		if (n == 1 && a[0]->kind == VT_PK_BYTES) {
@@ -782,8 +807,11 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 		if (n >= 1 && a[0]->kind == VT_PK_STR) /* bytearray(text, 'latin-1') */
 			return codecs_encode(u, fn, args, out, err);
 		return new_container(u, VT_PK_BYTES, out, err);
-	case T_RECONSTRUCTOR: /* copyreg._reconstructor(cls, base, state): cls.__new__, inert */
+	case T_RECONSTRUCTOR: /* copyreg._reconstructor(cls, base, state) */
 	case T_NEWOBJ:        /* copyreg.__newobj__(cls, *args) */
+		/* Python runs base.__new__ and base.__init__(obj, state): inert only for object */
+		if (tag == T_RECONSTRUCTOR && !(n == 3 && vt_pth_is_object_type(a[1])))
+			break;
 		if (n >= 1 && a[0]->kind == VT_PK_GLOBAL) {
 			*out = vt_pk_new(u, VT_PK_OBJECT);
 			if (!*out)
@@ -830,8 +858,12 @@ static int reduce(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt
 	case T_REBUILD_FROM_TYPE: /* (func, type, args, state): the plain tensor is func(*args) */
 		if (n != 4 || a[0]->kind != VT_PK_GLOBAL || a[2]->kind != VT_PK_TUPLE)
 			return vt_err_set(err, VT_EFORMAT, "_rebuild_from_type_v2 with bad arguments");
-		if (a[0]->u.global.tag == T_REBUILD_FROM_TYPE) /* torch never nests it; recursion is unbounded */
-			return vt_err_set(err, VT_EFORMAT, "_rebuild_from_type_v2 of _rebuild_from_type_v2");
+		/* torch calls func: only its own tensor rebuilders are data here (and never itself,
+		 * whose recursion would be unbounded); anything else is the call torch would make */
+		if (a[0]->u.global.tag != T_REBUILD_V1 && a[0]->u.global.tag != T_REBUILD_V2 &&
+		    a[0]->u.global.tag != T_REBUILD_V3 && a[0]->u.global.tag != T_REBUILD_QTENSOR &&
+		    a[0]->u.global.tag != T_REBUILD_PARAM && a[0]->u.global.tag != T_REBUILD_PARAM_STATE)
+			break;
 		return reduce(ctx, u, a[0], a[2], out, err);
 	case T_SIZE:
 		if (n == 1 && a[0]->kind == VT_PK_TUPLE) {

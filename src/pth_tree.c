@@ -196,8 +196,16 @@ static void value(struct tw *t, const struct vt_pk *v, int depth)
 	case VT_PK_FLOAT:
 		vt_pkw_float(pk, v->u.f);
 		break;
-	case VT_PK_STR:
-		vt_pkw_str(pk, v->u.str.s);
+	case VT_PK_STR: /* memoized, as CPython's pickler does: a shared string is written once */
+		if (strlen(v->u.str.s) != v->u.str.len) {
+			t->rc = vt_err_set(t->err, VT_EUNSUPPORTED, "a string holding a NUL cannot be written back");
+			return;
+		}
+		{
+			uint32_t idx = pk->next_memo;
+			vt_pkw_str(pk, v->u.str.s);
+			remember(t, v, idx);
+		}
 		break;
 	case VT_PK_BYTES:
 		bytes_value(t, v);

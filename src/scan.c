@@ -22,6 +22,7 @@ const char *const vt_scan_verdict_names[] = { "data", "clean", "unknown call", "
 struct ctx {
 	struct vt_scan *sc;
 	const char *pickle;
+	uint64_t at; /* the offset of the last event noted */
 	int oom;
 };
 
@@ -156,10 +157,26 @@ static int any_pid(void *ctx, struct vt_unpickler *u, struct vt_pk *pid, struct 
 	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
 }
 
+static int is_global(const struct vt_pk *v, const char *module, const char *name)
+{
+	return v && v->kind == VT_PK_GLOBAL && strcmp(v->u.global.module, module) == 0 &&
+	       strcmp(v->u.global.name, name) == 0;
+}
+
+/* Calls that call another callable themselves: torch's _rebuild_from_type_v2(func, ...)
+ * calls func, copyreg._reconstructor(cls, base, state) calls base.__new__ and __init__
+ * (harmless only for object).  The inner call is recorded as one too. */
 static int any_call(void *ctx, struct vt_unpickler *u, struct vt_pk *fn, struct vt_pk *args, struct vt_pk **out,
 		    struct vt_err *err)
 {
-	(void)ctx;
+	struct ctx *c = ctx;
+	size_t n = args->u.seq.n;
+
+	if (n >= 1 && is_global(fn, "torch._tensor", "_rebuild_from_type_v2"))
+		record(c, VT_SCAN_CALL, args->u.seq.items[0], c->at);
+	if (n >= 2 && (is_global(fn, "copyreg", "_reconstructor") || is_global(fn, "copy_reg", "_reconstructor")) &&
+	    !vt_pth_is_object_type(args->u.seq.items[1]))
+		record(c, VT_SCAN_CALL, args->u.seq.items[1], c->at);
 	*out = vt_pk_call(u, fn, args);
 	return *out ? 0 : vt_err_set(err, VT_ENOMEM, "out of memory");
 }
@@ -171,6 +188,7 @@ static void note(void *ctx, enum vt_pk_event ev, const struct vt_pk *what, uint6
 		[VT_PK_EV_NEWOBJ] = VT_SCAN_NEWOBJ, [VT_PK_EV_BUILD] = VT_SCAN_BUILD,
 	};
 
+	((struct ctx *)ctx)->at = at;
 	record(ctx, ops[ev], what, at);
 }
 
@@ -194,7 +212,7 @@ static const char *add_pickle(struct vt_scan *sc, const char *name)
 static int scan_one(struct vt_scan *sc, const struct vt_src *src, uint64_t *pos, const char *name,
 		    struct vt_err *err)
 {
-	struct ctx c = { sc, NULL, 0 };
+	struct ctx c = { sc, NULL, 0, 0 };
 	struct vt_unpickler u;
 	struct vt_pk *v;
 	int rc;
@@ -301,15 +319,45 @@ static int scan_stream(struct vt_scan *sc, const struct vt_src *src, struct vt_e
 	return 0;
 }
 
-/* safetensors: a JSON header and bytes, no pickle; clean once the header reads. */
+/* A tar header (the torch.save of before 0.1.10, which torch.load still tries first): its
+ * checksum at 148 matches the header's bytes, as tarfile checks it. */
+static int is_tar(const struct vt_src *src)
+{
+	unsigned char h[512];
+	struct vt_err e = { 0 };
+	unsigned long sum = 0, want;
+	char field[9];
+	int i;
+
+	if (src->size < sizeof(h) || vt_src_read(src, 0, h, sizeof(h), &e))
+		return 0;
+	for (i = 0; i < 512; i++)
+		sum += i >= 148 && i < 156 ? ' ' : h[i];
+	memcpy(field, h + 148, 8);
+	field[8] = '\0';
+	return sscanf(field, "%lo", &want) == 1 && want == sum;
+}
+
+/* safetensors: a JSON header and bytes, no pickle of its own; but torch.load, which does not
+ * know the format, unpickles from offset 0, so what a pickle there would do counts. */
 static int scan_safetensors(struct vt_scan *sc, const struct vt_src *src, struct vt_err *err)
 {
 	struct vt_st_header h;
+	struct vt_err e2 = { 0 };
+	uint64_t pos = 0;
 	int rc = vt_st_read_header(&h, src, err);
 
 	vt_st_header_release(&h);
 	sc->container = "safetensors";
-	return rc;
+	if (rc)
+		return rc;
+	/* what it does before a parse error, Python has done too: its items stay; an empty one
+	 * (the usual case: the header's first bytes are no pickle) is not listed */
+	if (scan_one(sc, src, &pos, "pickle at offset 0 (what torch.load would run)", &e2) && sc->n == 0) {
+		sc->npickles--;
+		free(sc->pickles[sc->npickles]);
+	}
+	return 0;
 }
 
 int vt_scan_src(struct vt_scan *sc, const struct vt_src *src, struct vt_err *err)
@@ -317,6 +365,11 @@ int vt_scan_src(struct vt_scan *sc, const struct vt_src *src, struct vt_err *err
 	memset(sc, 0, sizeof(*sc));
 	if (vt_zip_detect(src))
 		return scan_zip(sc, src, err);
+	if (is_tar(src)) {
+		sc->container = "tar";
+		return vt_err_set(err, VT_EUNSUPPORTED,
+				  "a tar archive (torch.save before 0.1.10): torch.load would unpickle its members, which vggtl does not scan");
+	}
 	if (vt_st_detect(src))
 		return scan_safetensors(sc, src, err);
 	return scan_stream(sc, src, err);

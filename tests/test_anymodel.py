@@ -716,6 +716,129 @@ def case_hostile():
     rm("p0.pkl", "plain.pkl", "junk.bin")
 
 
+# ---- 7. bypasses found in review: each must be flagged by scan and refused by the readers ---------
+
+
+def su(text):
+    """SHORT_BINUNICODE or BINUNICODE, for pickles written by hand."""
+    b = text.encode()
+    return (b"\x8c" + bytes([len(b)]) + b) if len(b) < 256 else (b"X" + struct.pack("<I", len(b)) + b)
+
+
+def zip_pickle(f, pkl):
+    """A torch.save-shaped zip whose data.pkl is pkl (torch.load unpickles it as it stands)."""
+    with zipfile.ZipFile(path(f), "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pkl)
+        z.writestr("archive/version", "3\n")
+
+
+def polyglot_safetensors(payload):
+    """A valid safetensors file that is also a pickle from offset 0: the header length's first
+    byte is BINBYTES ('B'), and SHORT_BINSTRINGs hidden in a metadata string walk the pickle
+    to the payload at the end of the data (built as the review that found it did)."""
+    l2 = struct.unpack("<I", b'"}}\x00')[0]
+    n = 1 + l2 + len(payload)
+    prefix = b'{"t":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]},"__metadata__":{"k":"' % (n, n)
+    suffix = b'"}}'
+    l1 = 200
+    h = 0x42 + 256 * l1
+    fstart = 8 + len(prefix)
+    filler = bytearray(b"a" * (h - len(prefix) - len(suffix)))
+    pos_b = fstart + len(filler) - 1  # the last filler byte is the next 'B'
+    p = 5 + l1
+    ok = set(range(0x20, 0x7f)) - {0x22, 0x5c}
+    while p < pos_b:
+        d = pos_b - p
+        if d < 34:
+            for i in range(d):
+                filler[p - fstart + i] = ord("N")
+            p += d
+            continue
+        k = 126 if d >= 128 + 34 else d - 2
+        if k not in ok:
+            k -= 1
+        filler[p - fstart], filler[p - fstart + 1] = ord("U"), k
+        p += 2 + k
+    filler[pos_b - fstart] = ord("B")
+    return struct.pack("<Q", h) + prefix + bytes(filler) + suffix + b"\x00" * (1 + l2) + payload
+
+
+def case_bypasses():
+    mod_state = b"}(" + su("_modules") + b"}" + su("_parameters") + b"}" + su("_buffers") + b"}" + su("training") + b"\x88u"
+    cases = [
+        ("_rebuild_from_type_v2 calls its first argument (here a dotted os.system)",
+         b"\x80\x04" + su("torch._tensor") + su("_rebuild_from_type_v2") + b"\x93(" + su("torch") +
+         su("serialization.os.system") + b"\x93" + su("builtins") + su("int") + b"\x93" + su("touch PWNED") +
+         b"\x85}tR.", "dangerous", "serialization.os.system"),
+        ("a dotted name reaching through a module (torch.serialization.os.system)",
+         b"\x80\x04" + su("torch") + su("serialization.os.system") + b"\x93" + su("touch PWNED") + b"\x85R.",
+         "dangerous", "serialization.os.system"),
+        ("a storage class's factory method (UntypedStorage.from_file)",
+         b"\x80\x04" + su("torch") + su("UntypedStorage.from_file") + b"\x93" + su("x") + b"\x88M\x00\x10\x87R.",
+         "dangerous", "UntypedStorage.from_file"),
+        ("copyreg._reconstructor whose base is not object (logging.FileHandler creates its file)",
+         b"\x80\x02ccopyreg\n_reconstructor\n(clogging\nFileHandler\nclogging\nFileHandler\n" + su("created") + b"tR.",
+         "dangerous", "logging.FileHandler"),
+        ("copyreg._reconstructor with another base: a call of the base",
+         b"\x80\x02ccopyreg\n_reconstructor\n(ccollections\ndeque\nccollections\ndeque\nNtR.",
+         "unknown call", "call       collections.deque"),
+        ("a Python 2 alias of a denylisted module (StringIO.open truncates its file)",
+         b"\x80\x02cStringIO\nopen\n" + su("trunc") + su("w") + b"\x86R.", "dangerous", "StringIO.open"),
+    ]
+    for desc, pkl, verdict, name in cases:
+        zip_pickle("bp.pth", pkl)
+        r = vggtl("scan", "bp.pth")
+        check(r.rc == 1 and any(verdict in l and name in l for l in r.out.splitlines()),
+              f"scan: {desc}: {verdict}", r)
+        r = vggtl("load", "bp.pth", "--json")
+        if verdict == "dangerous":
+            check_fail(r, 1, f"load refuses {desc}", name.split(" ")[-1])
+        else:
+            check(r.rc == 0 and '"call":\t"copyreg._reconstructor"' in r.out, f"load keeps {desc} as an inert call record",
+                  r)
+    # a class name with a newline: a text GLOBAL written back would run the rest as opcodes
+    name = "Module\ncbuiltins\nprint\n(S'INJECTED'\ntR0ctorch.nn\nModule"
+    zip_pickle("bp.pth", b"\x80\x02" + su("torch.nn") + su(name) + b"\x93)\x81" + mod_state + b"b.")
+    check_fail(vggtl("save-full", "bp.pth", "-o", "never.pth"), 1, "save-full refuses a class name holding a newline",
+               "control character")
+    check(vggtl("scan", "bp.pth").rc == 2, "scan: a class name holding a newline is unreadable")
+    # per-channel scales that are themselves quantized tensors nest without end
+    q = torch.quantize_per_channel(torch.randn(2, 2), torch.tensor([0.1, 0.2], dtype=torch.float64),
+                                   torch.tensor([0, 0]), 0, torch.qint8)
+    torch.save({"q": q}, path("q.pth"))
+    with zipfile.ZipFile(path("q.pth")) as z:
+        pkl = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    check(b"_rebuild_qtensor" in pkl, "the per-channel file pickles _rebuild_qtensor")
+    rm("q.pth", "bp.pth")
+    # torch.load tries tar first (torch.save before 0.1.10): a tar is never called clean
+    import tarfile
+    with tarfile.open(path("old.tar.pth"), "w", format=tarfile.USTAR_FORMAT) as t:
+        for member, data in (("}.", b"x"), ("storages", b"cbuiltins\nprint\n(S'ran'\ntR.")):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    r = vggtl("scan", "old.tar.pth")
+    check(r.rc == 2 and "tar archive" in r.out, "scan: a tar archive is unreadable (exit 2), not clean", r)
+    # a safetensors file whose first bytes also start a pickle: torch.load would run it
+    with open(path("poly.safetensors"), "wb") as fh:
+        fh.write(polyglot_safetensors(b"cbuiltins\nprint\n(S'POLYGLOT RAN'\ntR."))
+    r = vggtl("load", "poly.safetensors", "--tensors")
+    check(r.rc == 0 and r.out.startswith("t\tuint8"), "the polyglot is a valid safetensors file", r)
+    r = vggtl("scan", "poly.safetensors")
+    check(r.rc == 1 and "builtins.print" in r.out and "offset 0" in r.out,
+          "scan: the pickle torch.load would run from a safetensors file's first byte is scanned", r)
+    # bounded work on shared values
+    lin = nn.Linear(2, 2)
+    t = (1, 1)
+    for _ in range(24):
+        t = (t, t)
+    lin.in_features = t
+    torch.save(lin, path("dag.pth"))
+    r = vggtl("load", "dag.pth")
+    check(r.rc == 0 and len(r.out) < 200000, f"a 2^24-leaf shared tuple prints in bounded text ({len(r.out)} bytes)")
+    rm("old.tar.pth", "poly.safetensors", "dag.pth")
+
+
 CASES = [
     ("1. user classes", case_user_classes),
     ("2. state_dicts and training dicts", case_state_dicts),
@@ -723,6 +846,7 @@ CASES = [
     ("4. torchvision families", case_families),
     ("5. byte-built files", case_byte_built),
     ("6. hostile pickles", case_hostile),
+    ("7. bypasses found in review", case_bypasses),
 ]
 
 
