@@ -157,7 +157,7 @@ struct vt_tensor *vt_pk_tensor(const struct vt_pk *v);
 uint64_t vt_tensor_numel(const struct vt_tensor *t);
 /* Bytes a tensor's storage holds. */
 uint64_t vt_storage_nbytes(const struct vt_storage *s);
-/* Reads a whole storage (file, generator or memory) into a new malloc'ed buffer. */
+/* Reads a whole storage (file, deflated zip record, generator or memory) into a new malloc'ed buffer. */
 int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err);
 /* Gathers a tensor's elements (strides, offset) from its storage bytes as contiguous float32;
  * float64, float16 and bfloat16 are converted. */

@@ -928,62 +928,12 @@ static int gather(struct vt_out *out, const unsigned char *data, int64_t base, c
 	return rc;
 }
 
-/* The bytes of a storage kept in a deflated zip record, inflated into a new buffer. */
-static int inflate_storage(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err)
-{
-	const struct vt_zip_entry *e = s->entry;
-	uint64_t nbytes = vt_storage_nbytes(s), pos = e->data_offset, end = e->data_offset + e->csize;
-	unsigned char *in, *buf;
-	z_stream z;
-	int rc = 0, zr = Z_OK;
-
-	if (nbytes > e->size || e->data_offset > src->size || e->csize > src->size - e->data_offset)
-		return vt_err_set(err, VT_EFORMAT, "record '%s' is smaller than its storage '%s'", e->name, s->key);
-	if (nbytes > SIZE_MAX / 2)
-		return vt_err_set(err, VT_ENOMEM, "out of memory for storage '%s'", s->key);
-	in = malloc(CHUNK);
-	buf = malloc(nbytes ? (size_t)nbytes : 1);
-	memset(&z, 0, sizeof(z));
-	if (!in || !buf || inflateInit2(&z, -MAX_WBITS) != Z_OK) {
-		free(in);
-		free(buf);
-		return vt_err_set(err, VT_ENOMEM, "out of memory for storage '%s'", s->key);
-	}
-	z.next_out = buf;
-	while (rc == 0 && z.total_out < nbytes && zr != Z_STREAM_END) {
-		if (z.avail_in == 0) {
-			size_t k = end - pos < CHUNK ? (size_t)(end - pos) : CHUNK;
-			if (k == 0) {
-				rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
-				break;
-			}
-			if ((rc = vt_src_read(src, pos, in, k, err)))
-				break;
-			pos += k;
-			z.next_in = in;
-			z.avail_in = (uInt)k;
-		}
-		z.avail_out = (uInt)(nbytes - z.total_out < (1u << 30) ? nbytes - z.total_out : (1u << 30));
-		zr = inflate(&z, Z_NO_FLUSH);
-		if (zr != Z_OK && zr != Z_STREAM_END)
-			rc = vt_err_set(err, VT_EFORMAT, "record '%s': corrupt deflate data", e->name);
-	}
-	if (rc == 0 && z.total_out < nbytes)
-		rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
-	inflateEnd(&z);
-	free(in);
-	if (rc)
-		free(buf);
-	else
-		*out = buf;
-	return rc;
-}
-
 static int write_tensor(struct vt_out *out, const struct vt_src *src, const struct vt_tensor *t, struct vt_err *err)
 {
 	const struct vt_storage *s = t->storage;
 	uint64_t es = (uint64_t)vt_dtype_info(t->dtype)->size, numel = vt_tensor_numel(t);
 	int deflated = s->src == VT_STORAGE_FILE && s->entry && s->entry->method != 0;
+
 	void *buf = NULL;
 	int rc;
 
@@ -1011,7 +961,7 @@ static int write_tensor(struct vt_out *out, const struct vt_src *src, const stru
 		return gather(out, s->mem, 0, t, err);
 	}
 	/* generated, or in a deflated zip record: the whole storage in memory */
-	if ((rc = deflated ? inflate_storage(s, src, &buf, err) : vt_storage_read(s, src, &buf, err)))
+	if ((rc = vt_storage_read(s, src, &buf, err)))
 		return rc;
 	rc = gather(out, buf, 0, t, err);
 	free(buf);
