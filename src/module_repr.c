@@ -507,29 +507,11 @@ static void param_line(struct sbuf *b, const struct vt_pk *key, const struct vt_
 	py_str(b, key);
 	sb_puts(b, "): ");
 	if (!t) {
-		const char *type = "object";
-		if (!v || v->kind == VT_PK_NONE)
-			type = "NoneType";
-		else if (v->kind == VT_PK_BOOL)
-			type = "bool";
-		else if (v->kind == VT_PK_INT)
-			type = "int";
-		else if (v->kind == VT_PK_FLOAT)
-			type = "float";
-		else if (v->kind == VT_PK_STR)
-			type = "str";
-		else if (v->kind == VT_PK_BYTES)
-			type = "bytes";
-		else if (v->kind == VT_PK_TUPLE)
-			type = "tuple";
-		else if (v->kind == VT_PK_LIST)
-			type = "list";
-		else if (v->kind == VT_PK_SET)
-			type = "set";
-		else if (v->kind == VT_PK_DICT)
-			type = "dict";
-		else if (vt_pk_obj_class(v))
-			type = vt_pk_obj_class(v);
+		/* type(v).__name__, by kind (enum vt_pk_kind order) */
+		static const char *const types[] = { "NoneType", "bool", "int", "float", "str", "bytes",
+						     "tuple", "list", "set", "dict" };
+		const char *type = !v ? "NoneType" : (size_t)v->kind < sizeof(types) / sizeof(types[0]) ? types[v->kind] :
+			vt_pk_obj_class(v) ? vt_pk_obj_class(v) : "object";
 		sb_printf(b, "Object of type: %s", type);
 		return;
 	}

@@ -10,11 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "vt_zip.h"
 
-enum { CHUNK = 1 << 20 };
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -110,55 +108,22 @@ int vt_storage_generate(struct vt_rng *r, const struct vt_storage *s, void *out,
 	return vt_err_set(err, VT_EUNSUPPORTED, "cannot generate a %s storage", vt_dtype_info(s->dtype)->name);
 }
 
-/* The bytes of a storage kept in a deflated zip record, inflated into a new buffer. */
+/* The bytes of a storage kept in a deflated zip record: vt_zip_read inflates them (it needs
+ * only the source of the archive). */
 static int inflate_storage(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err)
 {
-	const struct vt_zip_entry *e = s->entry;
-	uint64_t nbytes = vt_storage_nbytes(s), pos = e->data_offset, end = e->data_offset + e->csize;
-	unsigned char *in, *buf;
-	z_stream z;
-	int rc = 0, zr = Z_OK;
+	struct vt_zip zip = { 0 };
+	unsigned char *buf;
+	int rc;
 
-	if (nbytes > e->size || e->data_offset > src->size || e->csize > src->size - e->data_offset)
-		return vt_err_set(err, VT_EFORMAT, "record '%s' is smaller than its storage '%s'", e->name, s->key);
-	if (nbytes > SIZE_MAX / 2)
-		return vt_err_set(err, VT_ENOMEM, "out of memory for storage '%s'", s->key);
-	in = malloc(CHUNK);
-	buf = malloc(nbytes ? (size_t)nbytes : 1);
-	memset(&z, 0, sizeof(z));
-	if (!in || !buf || inflateInit2(&z, -MAX_WBITS) != Z_OK) {
-		free(in);
-		free(buf);
-		return vt_err_set(err, VT_ENOMEM, "out of memory for storage '%s'", s->key);
-	}
-	z.next_out = buf;
-	while (rc == 0 && z.total_out < nbytes && zr != Z_STREAM_END) {
-		if (z.avail_in == 0) {
-			size_t k = end - pos < CHUNK ? (size_t)(end - pos) : CHUNK;
-			if (k == 0) {
-				rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
-				break;
-			}
-			if ((rc = vt_src_read(src, pos, in, k, err)))
-				break;
-			pos += k;
-			z.next_in = in;
-			z.avail_in = (uInt)k;
-		}
-		z.avail_out = (uInt)(nbytes - z.total_out < (1u << 30) ? nbytes - z.total_out : (1u << 30));
-		zr = inflate(&z, Z_NO_FLUSH);
-		if (zr != Z_OK && zr != Z_STREAM_END)
-			rc = vt_err_set(err, VT_EFORMAT, "record '%s': corrupt deflate data", e->name);
-	}
-	if (rc == 0 && z.total_out < nbytes)
-		rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
-	inflateEnd(&z);
-	free(in);
-	if (rc)
-		free(buf);
-	else
-		*out = buf;
-	return rc;
+	zip.src = src;
+	if (vt_storage_nbytes(s) != s->entry->size)
+		return vt_err_set(err, VT_EFORMAT, "record '%s' is not the %llu bytes of storage '%s'", s->entry->name,
+				  (unsigned long long)vt_storage_nbytes(s), s->key);
+	if ((rc = vt_zip_read(&zip, s->entry, s->entry->size, &buf, err)))
+		return rc;
+	*out = buf;
+	return 0;
 }
 
 int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err)

@@ -30,20 +30,11 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_interop as ti  # noqa: E402  (TAP, vggtl(), comparisons)
-from test_interop import check, check_fail, first_diff, same_tensors, tensor_lines, tensor_paths, vggtl  # noqa: E402
+from test_interop import check, path, rm, check_fail, first_diff, same_tensors, tensor_lines, tensor_paths, vggtl  # noqa: E402
 
 LARGE = os.environ.get("LARGE") == "1"
 TORCH2 = not torch.__version__.startswith("1.")
 
-
-def path(f):
-    return os.path.join(ti.T.dir, f)
-
-
-def rm(*fs):
-    for f in fs:
-        if os.path.exists(path(f)):
-            os.remove(path(f))
 
 
 # ---- models Python can only load with their classes ------------------------------------------

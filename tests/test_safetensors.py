@@ -24,7 +24,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_interop as ti  # noqa: E402  (TAP, vggtl(), comparisons)
-from test_interop import check, check_fail, tensor_lines, vggtl  # noqa: E402
+from test_interop import check, path, rm, check_fail, tensor_lines, vggtl  # noqa: E402
 
 # safetensors' Dtype enum (safetensors/src/tensor.rs) in declared order, for the ten dtypes
 # torch 1.13 shares with it; save_file sorts by it, descending
@@ -33,15 +33,6 @@ ST = {torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16
       torch.bfloat16: "BF16", torch.int32: "I32", torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
 TORCH = {v: k for k, v in ST.items()}
 
-
-def path(f):
-    return os.path.join(ti.T.dir, f)
-
-
-def rm(*names):
-    for n in names:
-        if os.path.exists(path(n)):
-            os.remove(path(n))
 
 
 def tbytes(t):
