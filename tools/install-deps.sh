@@ -3,7 +3,7 @@
 # all present already, so `make test` stays quick on a prepared machine.
 set -e
 PKGS="build-essential pkg-config zlib1g-dev libpng-dev libcjson-dev libtorch-dev time \
-libopenblas0-openmp python3-torch python3-torchvision clang libclang-rt-14-dev debootstrap"
+libopenblas0-openmp libgloo-dev libjpeg62-turbo-dev libarchive-dev python3-torch python3-torchvision clang libclang-rt-14-dev debootstrap"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
