@@ -51,7 +51,7 @@ endif
 
 LIB_SRC = src/version.c src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
           src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/plot.c \
-          src/shim_load.c src/net.c src/train.c src/ckpt.c
+          src/shim_load.c src/net.c src/train.c src/fit.c src/dist.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
           src/cmd_save_weights.c src/cmd_verify.c src/cmd_scan.c src/cmd_train.c src/cmd_eval.c src/cmd_predict.c \
           src/compute.c
@@ -80,9 +80,14 @@ $(BUILD)/vggtl: $(CMD_OBJ) $(BUILD)/libvt.a
 
 # The shim is never built with sanitizers (libtorch is not instrumented); a sanitized
 # vggtl loads the plain one.
-build/libvggtl_shim.so: shim/shim.cpp include/vt_shim.h
-	@mkdir -p build
-	$(CXX) -std=$(SHIM_STD) -fPIC -shared $(SHIM_CXXFLAGS) -Iinclude $(TORCH_CPPFLAGS) $< -o $@ $(TORCH_LIBS)
+# Two translation units (the network; c10d), compiled in parallel with make -j.
+SHIM_OBJ = build/shim/shim.o build/shim/dist.o
+build/shim/%.o: shim/%.cpp shim/internal.hpp include/vt_shim.h
+	@mkdir -p build/shim
+	$(CXX) -std=$(SHIM_STD) -fPIC $(SHIM_CXXFLAGS) -Iinclude $(TORCH_CPPFLAGS) -c $< -o $@
+
+build/libvggtl_shim.so: $(SHIM_OBJ)
+	$(CXX) -shared $(SHIM_CXXFLAGS) $(SHIM_OBJ) -o $@ $(TORCH_LIBS)
 
 ifneq ($(BUILD),build)
 $(BUILD)/libvggtl_shim.so: build/libvggtl_shim.so

@@ -24,8 +24,10 @@ struct vt_optim_state {
 int vt_optim_state_init(struct vt_optim_state *o, int n);
 void vt_optim_state_release(struct vt_optim_state *o);
 
+/* prefix (NULL: none) goes before every model_state_dict key: "module." as DDP saves them. */
 int vt_ckpt_save(const char *path, const struct vt_model *m, const struct vt_src *src, int epoch,
-		 const struct vt_optim_state *o, double loss, double accuracy, struct vt_err *err);
+		 const struct vt_optim_state *o, double loss, double accuracy, const char *prefix,
+		 struct vt_err *err);
 /* Reads 'epoch' and 'optimizer_state_dict' from a checkpoint into o (whose n and numel are
  * set by the caller); a missing optimizer part leaves o empty. */
 int vt_ckpt_read(const struct vt_pth *pth, struct vt_optim_state *o, int *epoch, struct vt_err *err);

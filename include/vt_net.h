@@ -28,6 +28,10 @@ struct vt_shim_api {
 	int (*net_run)(vt_shim_net *, const float *, const int64_t *, int, int, int, float *, size_t, int64_t *, int *);
 	int (*net_train_step)(vt_shim_net *, const float *, const int64_t *, int, int, const int64_t *, double,
 			      double *, int64_t *);
+	int (*dist_init)(const struct vt_shim_dist *);
+	void (*dist_free)(void);
+	int (*dist_allreduce)(void *, size_t, int);
+	int (*net_broadcast)(vt_shim_net *);
 };
 
 /* Opens libvggtl_shim.so: $VGGTL_SHIM, else beside the vggtl executable, else the library path. */

@@ -11,6 +11,10 @@
  * flatten, classifier). Tensors are numbered as in state_dict() order; each layer names its
  * tensors by index. Parameters train with PyTorch's own SGD or Adam update rules, whose
  * state (momentum_buffer; exp_avg, exp_avg_sq, step) can be read and written for checkpoints.
+ *
+ * Data-parallel training (shim/dist.cpp) runs on c10d: once vt_shim_dist_init has joined a
+ * process group of more than one rank, every training step averages its gradients across
+ * the ranks before the optimizer update.
  */
 #ifndef VT_SHIM_H
 #define VT_SHIM_H
@@ -18,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VT_SHIM_ABI 2
+#define VT_SHIM_ABI 3
 
 enum vt_shim_layer_kind {
 	VT_L_CONV, VT_L_BN, VT_L_RELU, VT_L_MAXPOOL, VT_L_AVGPOOL, VT_L_FLATTEN, VT_L_LINEAR, VT_L_DROPOUT
@@ -77,5 +81,25 @@ int vt_shim_net_run(vt_shim_net *net, const float *x, const int64_t *xshape, int
  * batch): forward in train mode, backward, optimizer update with learning rate lr. */
 int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from,
 			   const int64_t *y, double lr, double *loss, int64_t *correct);
+
+/* One process's place in a distributed job, as torch.distributed's env:// reads it. */
+struct vt_shim_dist {
+	const char *backend;   /* "gloo" (or "nccl", refused by a shim built without it) */
+	const char *addr;      /* MASTER_ADDR */
+	int port;              /* MASTER_PORT */
+	int rank, world;
+	int client_only;       /* the launcher's agent hosts the store: every rank connects to it */
+	const char *prefix;    /* store key prefix ("" none) */
+	double timeout;        /* seconds: the rendezvous and every collective */
+	const char *ifname;    /* network interface for Gloo (GLOO_SOCKET_IFNAME), or NULL */
+};
+
+/* Joins the job: the store (rank 0 hosts it unless client_only), then the Gloo group. */
+int vt_shim_dist_init(const struct vt_shim_dist *d);
+void vt_shim_dist_free(void);
+/* Sums data (n values; dtype 0 float32, 2 float64) over the ranks, in place. */
+int vt_shim_dist_allreduce(void *data, size_t n, int dtype);
+/* Rank 0's tensors (parameters and buffers) to every rank. */
+int vt_shim_net_broadcast(vt_shim_net *net);
 
 #endif

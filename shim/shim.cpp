@@ -16,6 +16,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -27,24 +28,21 @@
 extern "C" {
 #include "vt_shim.h"
 }
+#include "internal.hpp"
 
-namespace {
-
+namespace vt_shim_internal {
 thread_local std::string last_error;
 
-#define GUARD(body)                                                \
-	try {                                                      \
-		body;                                              \
-		return 0;                                          \
-	} catch (const std::exception &e) {                        \
-		last_error = e.what();                             \
-		auto nl = last_error.find('\n');                   \
-		if (nl != std::string::npos)                       \
-			last_error.resize(nl);                     \
-	} catch (...) {                                            \
-		last_error = "unknown C++ exception";              \
-	}                                                          \
-	return -1;
+void set_error(const char *what)
+{
+	last_error = what;
+	auto nl = last_error.find('\n');
+	if (nl != std::string::npos)
+		last_error.resize(nl);
+}
+} // namespace vt_shim_internal
+
+namespace {
 
 // libtorch's CPU allocator returns every block to malloc, and glibc serves blocks of 32 MiB
 // or more with a fresh mmap (below that, its heap reuses freed memory): each training step
@@ -515,6 +513,22 @@ void update(vt_shim_net *net, double lr)
 	}
 }
 
+// The parameters a training step from layer from on computes gradients for, in state_dict
+// order; the folded first Linear's weight is replaced by its fold's leaf this step.
+std::vector<int> step_params(vt_shim_net *net, int from)
+{
+	std::vector<int> p;
+	for (size_t i = from; i < net->layers.size(); i++)
+		for (int k = 0; k < 2; k++) {
+			int t = net->layers[i].t[k];
+			if (t >= 0 && net->trainable[t] && !(net->fold.leaf.defined() && t == net->fold.w))
+				p.push_back(t);
+		}
+	std::sort(p.begin(), p.end());
+	p.erase(std::unique(p.begin(), p.end()), p.end());
+	return p;
+}
+
 } // namespace
 
 extern "C" {
@@ -526,7 +540,7 @@ int vt_shim_abi(void)
 
 const char *vt_shim_last_error(void)
 {
-	return last_error.c_str();
+	return vt_shim_internal::last_error.c_str();
 }
 
 int vt_shim_device(const char *want, char *resolved, size_t size)
@@ -713,10 +727,24 @@ int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xsha
 			torch::from_blob(const_cast<int64_t *>(y), {xshape[0]}, torch::kInt64).to(net->device, false, true);
 		torch::Tensor logits = run_layers(net, in, from, (int)net->layers.size(), true);
 		torch::Tensor l = torch::nn::functional::cross_entropy(logits, target);
+		bool dist = vt_dist::active();
+		if (dist)
+			vt_dist::expect(net->t, step_params(net, from));
 		l.backward();
+		if (dist)
+			vt_dist::finish(net->t, net->fold.leaf.defined() ? net->fold.leaf.grad() : torch::Tensor());
 		update(net, lr);
 		*loss = l.item<double>();
 		*correct = logits.argmax(1).eq(target).sum().item<int64_t>();
+	})
+}
+
+int vt_shim_net_broadcast(vt_shim_net *net)
+{
+	GUARD({
+		sync(net);
+		forget_eval_cache(net);
+		vt_dist::broadcast(net->t);
 	})
 }
 

@@ -120,7 +120,7 @@ static void param_group(struct vt_pkw *pk, const struct vt_optim_state *o)
 }
 
 int vt_ckpt_save(const char *path, const struct vt_model *m, const struct vt_src *src, int epoch,
-		 const struct vt_optim_state *o, double loss, double accuracy, struct vt_err *err)
+		 const struct vt_optim_state *o, double loss, double accuracy, const char *prefix, struct vt_err *err)
 {
 	struct vt_named *t = NULL;
 	struct vt_meta *meta = NULL;
@@ -131,7 +131,7 @@ int vt_ckpt_save(const char *path, const struct vt_model *m, const struct vt_src
 	float *steps = NULL;
 	int i, k = 0, nstate = 0, rc;
 
-	if ((rc = vt_model_state_dict(m, NULL, &t, &n, err)) || (rc = vt_model_metadata(m, NULL, &meta, &nmeta, err))) {
+	if ((rc = vt_model_state_dict(m, prefix, &t, &n, err)) || (rc = vt_model_metadata(m, prefix, &meta, &nmeta, err))) {
 		vt_named_free(t, n);
 		return rc;
 	}

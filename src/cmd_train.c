@@ -1,19 +1,17 @@
 /* cmd_train.c - vggtl train: fine-tune a model on CIFAR-10 or a PNG folder.
  *
- * Each epoch reseeds torch's generator and vggtl's own (shuffling, crops, flips) from
- * --seed and the epoch number, so resuming from an epoch checkpoint replays exactly what an
- * uninterrupted run would have done (on CPU with the same thread count).
- * With --freeze features and no augmentation, the features of every training image are
- * computed once and the classifier trains on them.
+ * Options, progress, metrics, the chart and checkpoints; the run itself is vt_fit
+ * (src/fit.c), which also says how resuming replays a run and how ranks share the work.
+ * Under torchrun (or any launcher that sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)
+ * every rank trains and only rank 0 prints and writes.
  */
 #include "compute.h"
+#include "vt_dist.h"
 #include "vt_plot.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -25,108 +23,114 @@ static const char usage[] =
 
 struct train_opts {
 	const char *data, *out, *style, *optimizer, *schedule, *freeze, *normalize, *device;
-	const char *ckpt_dir, *resume, *metrics, *plot;
+	const char *ckpt_dir, *resume, *metrics, *plot, *add_prefix, *dist_backend;
+	double dist_timeout;
 	long long epochs, batch, step_size, threads, limit, size, seed_value;
 	int no_augment;
 	double lr, momentum, weight_decay, gamma;
 };
 
-static double now(void)
+struct train_run {
+	const struct train_opts *a;
+	struct compute *c;
+	struct source *s;
+	const struct vt_shim_opt *sopt;
+	FILE *metrics;
+	double *curves; /* train/test loss, train/test accuracy per epoch of this run */
+	int start_epoch, tty;
+	int writer;     /* rank 0: prints and writes files; the other ranks only train */
+	double last_acc, last_loss;
+};
+
+static void progress(int tty, const struct vt_fit_progress *p)
 {
-	struct timespec ts;
+	double ips = p->done / p->seconds, eta = p->seconds / p->done * (p->total - p->done);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void shuffle(int *idx, int n, struct vt_rng *r)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		idx[i] = i;
-	for (i = n - 1; i > 0; i--) {
-		int j = (int)(vt_rng_uniform(r) * (double)(i + 1)), t = idx[i];
-		idx[i] = idx[j];
-		idx[j] = t;
-	}
-}
-
-static void progress(int tty, int epoch, int epochs, int done, int total, double loss, double acc, double ips,
-		     double eta)
-{
 	if (tty) {
-		int width = 24, fill = total ? done * width / total : width, i;
-		fprintf(stderr, "\repoch %d/%d [", epoch, epochs);
+		int width = 24, fill = p->total ? p->done * width / p->total : width, i;
+		fprintf(stderr, "\repoch %d/%d [", p->epoch, p->epochs);
 		for (i = 0; i < width; i++)
 			fputc(i < fill ? '#' : '.', stderr);
-		fprintf(stderr, "] %d/%d loss %.4f acc %5.1f%% %6.1f img/s ETA %d:%02d ", done, total, loss, 100 * acc, ips,
-			(int)eta / 60, (int)eta % 60);
-	} else {
-		fprintf(stderr, "epoch %d/%d: %d/%d images, loss %.4f, accuracy %.1f%%, %.1f images/s\n", epoch, epochs,
-			done, total, loss, 100 * acc, ips);
+		fprintf(stderr, "] %d/%d loss %.4f acc %5.1f%% %6.1f img/s ETA %d:%02d ", p->done, p->total,
+			p->loss_sum / p->done, 100.0 * (double)p->right / p->done, ips, (int)eta / 60, (int)eta % 60);
+		if (p->done == p->total)
+			fputc('\n', stderr);
+	} else if (p->done == p->total) {
+		fprintf(stderr, "epoch %d/%d: %d/%d images, loss %.4f, accuracy %.1f%%, %.1f images/s\n", p->epoch,
+			p->epochs, p->done, p->total, p->loss_sum / p->done, 100.0 * (double)p->right / p->done, ips);
 	}
 }
 
-/* Features of every training image through layers [0, features_end), computed once. */
-static int cache_features(struct compute *c, const struct vt_dataset *d, const struct vt_transform *t, int batch,
-			  float **cache, size_t *per, struct vt_err *err)
+static void on_cached(void *ctx, int images, double seconds)
 {
-	int *idx = malloc((size_t)batch * sizeof(int)), i, j, rc = 0;
+	struct train_run *t = ctx;
 
-	*cache = NULL;
-	for (i = 0; idx && i < d->n && rc == 0; i += batch) {
-		int n = d->n - i < batch ? d->n - i : batch;
-		float *f = NULL;
-		for (j = 0; j < n; j++)
-			idx[j] = i + j;
-		rc = vt_net_forward(&c->net, d, idx, n, t, 0, c->net.features_end, &f, per, err);
-		if (rc == 0 && !*cache && !(*cache = malloc((size_t)d->n * *per * sizeof(float))))
-			rc = vt_err_set(err, VT_ENOMEM, "out of memory for the feature cache");
-		if (rc == 0)
-			memcpy(*cache + (size_t)i * *per, f, (size_t)n * *per * sizeof(float));
-		free(f);
-	}
-	if (!idx)
-		rc = vt_err_set(err, VT_ENOMEM, "out of memory");
-	free(idx);
-	return rc;
+	fprintf(stderr, "vggtl: features of %d images computed once in %.1f s (frozen, no augmentation)\n", images,
+		seconds);
+	if (t->metrics)
+		fprintf(t->metrics, "{\"feature_cache_seconds\": %.3f, \"images\": %d}\n", seconds, images);
 }
 
-static int save_checkpoint(struct compute *c, struct source *s, const struct vt_shim_opt *sopt, const char *dir,
-			   int epoch, double loss, double acc, struct vt_err *err)
+static void on_step(void *ctx, const struct vt_fit_progress *p)
+{
+	struct train_run *t = ctx;
+
+	if (t->metrics)
+		fprintf(t->metrics, "{\"epoch\": %d, \"step\": %d, \"loss\": %.6f, \"accuracy\": %.6f, \"images_per_s\": %.2f, \"lr\": %.8g}\n",
+			p->epoch, p->step, p->loss, (double)p->correct / p->n, p->done / p->seconds, p->lr);
+	progress(t->tty, p);
+}
+
+static int save_checkpoint(struct train_run *t, int epoch, double loss, double acc, struct vt_err *err)
 {
 	struct vt_optim_state o;
 	char path[4200];
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/epoch_%d.pth", dir, epoch);
-	if ((rc = vt_net_download(&c->net, &s->model, err)))
+	snprintf(path, sizeof(path), "%s/epoch_%d.pth", t->a->ckpt_dir, epoch);
+	if ((rc = vt_net_download(&t->c->net, &t->s->model, err)))
 		return rc;
-	if ((rc = vt_optim_collect(&c->net, &o, sopt, err)) == 0)
-		rc = vt_ckpt_save(path, &s->model, s->src, epoch, &o, loss, acc, err);
+	if ((rc = vt_optim_collect(&t->c->net, &o, t->sopt, err)) == 0)
+		rc = vt_ckpt_save(path, &t->s->model, t->s->src, epoch, &o, loss, acc, t->a->add_prefix, err);
 	vt_optim_state_release(&o);
 	return rc;
 }
 
-static int run(struct source *s, struct train_opts *a)
+static int on_epoch(void *ctx, const struct vt_fit_epoch *e, struct vt_err *err)
 {
-	struct vt_optim_state resume_state = { 0 };
-	int start_epoch = 0;
-	struct vt_dataset train = { 0 }, test = { 0 };
-	struct vt_transform tt = { 0 }, et = { 0 };
-	struct vt_shim_opt sopt = { 0 };
-	struct compute c;
-	struct vt_err err = { 0 };
-	enum vt_schedule sched;
-	FILE *metrics = NULL;
-	float *cache = NULL, *x = NULL;
-	int64_t *y = NULL;
-	int *order = NULL, freeze = a->freeze != NULL, cached, rc, e, tty = isatty(2);
-	size_t per = 0, in;
-	double last_acc = 0, last_loss = 0, *curves = NULL;
-	int64_t xs[4];
+	struct train_run *t = ctx;
+	const struct train_opts *a = t->a;
+	int rc;
 
+	t->last_acc = e->test_accuracy;
+	t->last_loss = e->test_loss;
+	if (!t->writer)
+		return 0;
+	fprintf(stderr, "epoch %d/%d: train loss %.4f, accuracy %.1f%%; test loss %.4f, accuracy %.1f%% (%lld images)\n",
+		e->epoch, e->epochs, e->train_loss, 100 * e->train_accuracy, e->test_loss, 100 * e->test_accuracy,
+		(long long)e->test_images);
+	if (t->metrics) {
+		fprintf(t->metrics, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f, \"images_per_s\": %.2f, \"seconds\": %.3f}\n",
+			e->epoch, e->train_loss, e->train_accuracy, e->test_loss, e->test_accuracy, e->train_seconds,
+			(double)e->train_images / e->train_seconds, e->seconds);
+		fflush(t->metrics);
+	}
+	if (a->plot) {
+		int k = e->epoch - 1 - t->start_epoch, m = e->epochs - t->start_epoch;
+		t->curves[k] = e->train_loss;
+		t->curves[m + k] = e->test_loss;
+		t->curves[2 * m + k] = e->train_accuracy;
+		t->curves[3 * m + k] = e->test_accuracy;
+		if ((rc = vt_plot_png(a->plot, t->curves, t->curves + m, t->curves + 2 * m, t->curves + 3 * m, k + 1, err)))
+			return rc;
+	}
+	if (a->ckpt_dir)
+		return save_checkpoint(t, e->epoch, e->test_loss, e->test_accuracy, err);
+	return 0;
+}
+
+static int check_options(const struct train_opts *a, enum vt_schedule *sched)
+{
 	if (a->freeze && strcmp(a->freeze, "features") != 0) {
 		fprintf(stderr, "vggtl train: --freeze takes 'features'\n");
 		return EXIT_USAGE;
@@ -135,16 +139,46 @@ static int run(struct source *s, struct train_opts *a)
 		fprintf(stderr, "vggtl train: --optimizer is sgd or adam\n");
 		return EXIT_USAGE;
 	}
-	sched = strcmp(a->schedule, "cosine") == 0 ? VT_SCHED_COSINE :
-		strcmp(a->schedule, "step") == 0   ? VT_SCHED_STEP :
-		strcmp(a->schedule, "none") == 0   ? VT_SCHED_NONE :
-						     (enum vt_schedule)-1;
-	if ((int)sched < 0 || a->epochs < 1 || a->batch < 1 || a->lr <= 0 || a->limit < 0) {
+	*sched = strcmp(a->schedule, "cosine") == 0 ? VT_SCHED_COSINE :
+		 strcmp(a->schedule, "step") == 0   ? VT_SCHED_STEP :
+		 strcmp(a->schedule, "none") == 0   ? VT_SCHED_NONE :
+						      (enum vt_schedule)-1;
+	if ((int)*sched < 0 || a->epochs < 1 || a->batch < 1 || a->lr <= 0 || a->limit < 0) {
 		fprintf(stderr, "vggtl train: --schedule is cosine, step or none; --epochs, --batch-size and --lr must be positive\n");
 		return EXIT_USAGE;
 	}
-	if ((rc = parse_normalize(a->normalize, &tt)))
+	if (a->dist_timeout <= 0) {
+		fprintf(stderr, "vggtl train: --dist-timeout wants a positive number of seconds\n");
+		return EXIT_USAGE;
+	}
+	if (a->add_prefix && a->out && strcmp(a->style, "weights") != 0) {
+		fprintf(stderr, "vggtl train: --add-prefix names state_dict keys: use it with --style weights (a whole "
+				"model has no key prefix)\n");
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static int run(struct source *s, struct train_opts *a)
+{
+	struct vt_optim_state resume_state = { 0 };
+	struct vt_dataset train = { 0 }, test = { 0 };
+	struct vt_transform tt = { 0 }, et = { 0 };
+	struct vt_shim_opt sopt = { 0 };
+	struct vt_fit_plan plan = { 0 };
+	struct vt_fit_hooks hooks = { 0 };
+	struct train_run t = { 0 };
+	struct vt_dist dist;
+	struct compute c = { 0 };
+	struct vt_err err = { 0 };
+	enum vt_schedule sched;
+	int rc;
+
+	if ((rc = check_options(a, &sched)) || (rc = parse_normalize(a->normalize, &tt)))
 		return rc;
+	if (vt_dist_from_env(&dist, &err))
+		return report(&err);
+	t.writer = dist.rank == 0;
 	tt.augment = !a->no_augment;
 	et = tt;
 	et.augment = 0;
@@ -152,9 +186,9 @@ static int run(struct source *s, struct train_opts *a)
 		goto out;
 	if (a->limit && a->limit < train.n)
 		train.n = (int)a->limit;
-	if ((rc = compute_open(&c, s, a->device, a->threads, freeze)))
+	if ((rc = compute_open(&c, s, a->device, a->threads, a->freeze != NULL)))
 		goto out_c;
-	if (c.net.nclasses < train.nclasses)
+	if (c.net.nclasses < train.nclasses && t.writer)
 		fprintf(stderr, "vggtl: warning: the model has %d outputs but the data has %d classes\n", c.net.nclasses,
 			train.nclasses);
 	sopt.kind = a->optimizer[0] == 'a' ? VT_OPT_ADAM : VT_OPT_SGD;
@@ -170,151 +204,88 @@ static int run(struct source *s, struct train_opts *a)
 		goto out_c;
 	}
 	if (a->resume && (vt_optim_prepare(&c.net, &resume_state, &sopt, &err) ||
-			  vt_ckpt_read(&s->pth, &resume_state, &start_epoch, &err) ||
+			  vt_ckpt_read(&s->pth, &resume_state, &plan.start_epoch, &err) ||
 			  vt_optim_restore(&c.net, &resume_state, &err))) {
 		vt_err_prefix(&err, "%s", a->resume);
 		rc = report(&err);
 		goto out_c;
 	}
-	if (a->resume)
-		fprintf(stderr, "vggtl: resuming after epoch %d of %lld\n", start_epoch, a->epochs);
-	if (a->metrics && !(metrics = fopen(a->metrics, start_epoch ? "a" : "w"))) {
+	if (vt_dist_start(&dist, &c.net, a->dist_backend, a->dist_timeout, &err)) {
+		rc = report(&err);
+		goto out_c;
+	}
+	if (a->resume && t.writer)
+		fprintf(stderr, "vggtl: resuming after epoch %d of %lld\n", plan.start_epoch, a->epochs);
+	if (t.writer && a->metrics && !(t.metrics = fopen(a->metrics, plan.start_epoch ? "a" : "w"))) {
 		fprintf(stderr, "vggtl: cannot open '%s' for metrics\n", a->metrics);
 		rc = EXIT_FAIL;
 		goto out_c;
 	}
-	if (a->ckpt_dir && mkdir(a->ckpt_dir, 0777) != 0 && access(a->ckpt_dir, W_OK) != 0) {
+	if (t.writer && a->ckpt_dir && mkdir(a->ckpt_dir, 0777) != 0 && access(a->ckpt_dir, W_OK) != 0) {
 		fprintf(stderr, "vggtl: cannot use '%s' for checkpoints\n", a->ckpt_dir);
 		rc = EXIT_FAIL;
 		goto out_c;
 	}
-	cached = freeze && !tt.augment;
-	if (cached) {
-		double t0 = now();
-		if (cache_features(&c, &train, &tt, (int)a->batch, &cache, &per, &err)) {
-			rc = report(&err);
-			goto out_c;
-		}
-		fprintf(stderr, "vggtl: features of %d images computed once in %.1f s (frozen, no augmentation)\n", train.n,
-			now() - t0);
-		if (metrics)
-			fprintf(metrics, "{\"feature_cache_seconds\": %.3f, \"images\": %d}\n", now() - t0, train.n);
-	}
-	in = cached ? per : (size_t)3 * (size_t)train.h * (size_t)train.w;
-	curves = calloc(4 * (size_t)a->epochs, sizeof(double)); /* train/test loss, train/test accuracy */
-	order = malloc((size_t)train.n * sizeof(int));
-	x = malloc((size_t)a->batch * in * sizeof(float));
-	y = malloc((size_t)a->batch * sizeof(int64_t));
-	if (!order || !x || !y || !curves) {
+	if (!(t.curves = calloc(4 * (size_t)a->epochs, sizeof(double)))) {
 		fprintf(stderr, "vggtl: out of memory\n");
 		rc = EXIT_FAIL;
 		goto out_c;
 	}
-	fprintf(stderr, "vggtl: training %s on %s (%d threads): %d images, %d classes, %lld epochs\n", s->label, c.device,
-		c.threads, train.n, train.nclasses, a->epochs);
-	for (e = start_epoch; e < a->epochs; e++) {
-		struct vt_rng r;
-		struct vt_eval_result ev;
-		double lr = vt_schedule_lr(sched, a->lr, e, (int)a->epochs, (int)a->step_size, a->gamma);
-		double t0 = now(), loss_sum = 0, train_seconds;
-		int64_t right = 0;
-		int i, done = 0, step = 0;
-
-		vt_rng_seed(&r, (uint64_t)a->seed_value * 1000003u + (uint64_t)e);
-		c.api.seed((uint64_t)a->seed_value * 1000003u + (uint64_t)e);
-		shuffle(order, train.n, &r);
-		for (i = 0; i < train.n; i += (int)a->batch, step++) {
-			int n = train.n - i < a->batch ? train.n - i : (int)a->batch, j;
-			double loss = 0;
-			int64_t corr = 0;
-			if (cached) {
-				for (j = 0; j < n; j++)
-					memcpy(x + (size_t)j * per, cache + (size_t)order[i + j] * per, per * sizeof(float));
-				/* features halve the size five times (max pooling, rounding down) */
-				xs[0] = n;
-				xs[2] = train.h / 32 > 0 ? train.h / 32 : 1;
-				xs[3] = train.w / 32 > 0 ? train.w / 32 : 1;
-				xs[1] = (int64_t)per / (xs[2] * xs[3]);
-			} else {
-				vt_data_batch(&train, order + i, n, &tt, &r, x);
-				xs[0] = n;
-				xs[1] = 3;
-				xs[2] = train.h;
-				xs[3] = train.w;
-			}
-			for (j = 0; j < n; j++)
-				y[j] = train.labels[order[i + j]];
-			if (c.api.net_train_step(c.net.h, x, xs, 4, cached ? c.net.features_end : 0, y, lr, &loss, &corr)) {
-				vt_net_fail(&c.net, "training step", &err);
-				rc = report(&err);
-				goto out_c;
-			}
-			loss_sum += loss * n;
-			right += corr;
-			done += n;
-			if (metrics)
-				fprintf(metrics, "{\"epoch\": %d, \"step\": %d, \"loss\": %.6f, \"accuracy\": %.6f, \"images_per_s\": %.2f, \"lr\": %.8g}\n",
-					e + 1, step + 1, loss, (double)corr / n, done / (now() - t0), lr);
-			if (tty || done == train.n)
-				progress(tty, e + 1, (int)a->epochs, done, train.n, loss_sum / done, (double)right / done,
-					 done / (now() - t0), (now() - t0) / done * (train.n - done));
-		}
-		if (tty)
-			fputc('\n', stderr);
-		train_seconds = now() - t0;
-		if (vt_evaluate(&c.net, &test, &et, (int)a->batch, &ev, &err)) {
-			rc = report(&err);
-			goto out_c;
-		}
-		last_acc = ev.total ? (double)ev.correct / ev.total : 0;
-		last_loss = ev.loss;
-		fprintf(stderr, "epoch %d/%lld: train loss %.4f, accuracy %.1f%%; test loss %.4f, accuracy %.1f%% (%lld images)\n",
-			e + 1, a->epochs, loss_sum / train.n, 100.0 * right / train.n, ev.loss, 100 * last_acc,
-			(long long)ev.total);
-		if (metrics) {
-			fprintf(metrics, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_accuracy\": %.6f, \"test_loss\": %.6f, \"test_accuracy\": %.6f, \"train_seconds\": %.3f, \"images_per_s\": %.2f, \"seconds\": %.3f}\n",
-				e + 1, loss_sum / train.n, (double)right / train.n, ev.loss, last_acc, train_seconds,
-				train.n / train_seconds, now() - t0);
-			fflush(metrics);
-		}
-		vt_eval_result_release(&ev);
-		if (a->plot) {
-			int k = e - start_epoch, m = (int)(a->epochs - start_epoch);
-			curves[k] = loss_sum / train.n;
-			curves[m + k] = last_loss;
-			curves[2 * m + k] = (double)right / train.n;
-			curves[3 * m + k] = last_acc;
-			if (vt_plot_png(a->plot, curves, curves + m, curves + 2 * m, curves + 3 * m, k + 1, &err)) {
-				rc = report(&err);
-				goto out_c;
-			}
-		}
-		if (a->ckpt_dir && save_checkpoint(&c, s, &sopt, a->ckpt_dir, e + 1, last_loss, last_acc, &err)) {
-			rc = report(&err);
-			goto out_c;
-		}
+	plan.train = &train;
+	plan.test = &test;
+	plan.train_t = &tt;
+	plan.eval_t = &et;
+	plan.schedule = sched;
+	plan.lr = a->lr;
+	plan.gamma = a->gamma;
+	plan.epochs = (int)a->epochs;
+	plan.step_size = (int)a->step_size;
+	plan.batch = (int)a->batch;
+	plan.seed = (uint64_t)a->seed_value;
+	plan.cache_features = a->freeze && !tt.augment;
+	plan.rank = dist.rank;
+	plan.world = dist.world;
+	t.a = a;
+	t.c = &c;
+	t.s = s;
+	t.sopt = &sopt;
+	t.start_epoch = plan.start_epoch;
+	t.tty = isatty(2);
+	hooks.ctx = &t;
+	hooks.features_cached = t.writer ? on_cached : NULL;
+	hooks.step = t.writer ? on_step : NULL;
+	hooks.epoch = on_epoch;
+	if (t.writer && dist.world > 1)
+		fprintf(stderr, "vggtl: training %s on %s, rank 0 of %d (%d threads each on this machine): %d images, %d classes, %lld epochs\n",
+			s->label, c.device, dist.world, c.threads, train.n, train.nclasses, a->epochs);
+	else if (t.writer)
+		fprintf(stderr, "vggtl: training %s on %s (%d threads): %d images, %d classes, %lld epochs\n", s->label,
+			c.device, c.threads, train.n, train.nclasses, a->epochs);
+	if (vt_fit(&c.net, &plan, &hooks, &err)) {
+		if (dist.world > 1)
+			vt_err_prefix(&err, "rank %d of %d", dist.rank, dist.world);
+		rc = report(&err);
+		goto out_c;
 	}
-	if (a->out) {
+	if (t.writer && a->out) {
 		if (vt_net_download(&c.net, &s->model, &err)) {
 			rc = report(&err);
 			goto out_c;
 		}
-		if ((rc = write_model(s, a->out, strcmp(a->style, "weights") != 0, NULL)))
+		if ((rc = write_model(s, a->out, strcmp(a->style, "weights") != 0, a->add_prefix)))
 			goto out_c;
 	}
-	printf("test accuracy %.4f (loss %.4f)\n", last_acc, last_loss);
+	if (t.writer)
+		printf("test accuracy %.4f (loss %.4f)\n", t.last_acc, t.last_loss);
 	rc = EXIT_OK;
 out_c:
+	vt_dist_stop(&dist, &c.api);
 	compute_close(&c);
 out:
 	vt_optim_state_release(&resume_state);
-	if (metrics)
-		fclose(metrics);
-	free(cache);
-	free(curves);
-	free(order);
-	free(x);
-	free(y);
+	if (t.metrics)
+		fclose(t.metrics);
+	free(t.curves);
 	vt_data_release(&train);
 	vt_data_release(&test);
 	return rc;
@@ -347,12 +318,17 @@ int cmd_train(int argc, char **argv)
 		{ OPT_STRING, "resume", 0, &a.resume, NULL, "CKPT", "continue from an epoch checkpoint" },
 		{ OPT_STRING, "metrics", 0, &a.metrics, NULL, "FILE", "append JSON lines of metrics" },
 		{ OPT_STRING, "plot", 0, &a.plot, NULL, "FILE.png", "draw loss and accuracy curves" },
+		{ OPT_STRING, "add-prefix", 0, &a.add_prefix, NULL, "PREFIX", "prefix checkpoint and weights keys ('module.' as DDP saves them)" },
+		{ OPT_STRING, "dist-backend", 0, &a.dist_backend, NULL, "NAME", "under torchrun: auto (default), gloo or nccl" },
+		{ OPT_FLOAT, "dist-timeout", 0, &a.dist_timeout, NULL, "S", "under torchrun: seconds to wait for a peer (default 1800)" },
 		COMPUTE_OPTIONS(&a.device, &a.threads),
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
 
 	a.style = "full";
+	a.dist_backend = "auto";
+	a.dist_timeout = 1800;
 	a.optimizer = "sgd";
 	a.schedule = "cosine";
 	a.normalize = "cifar10";

@@ -68,6 +68,22 @@ static int cpu_count(void)
 	return (int)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
+/* OMP_NUM_THREADS when set (torchrun sets 1 for each of several local ranks), else the
+ * CPUs shared among the ranks on this machine (LOCAL_WORLD_SIZE). */
+static int default_threads(void)
+{
+	const char *omp = getenv("OMP_NUM_THREADS"), *lw = getenv("LOCAL_WORLD_SIZE");
+	long n;
+	char *end;
+
+	if (omp && *omp && (n = strtol(omp, &end, 10)) > 0 && n <= 4096 && *end == '\0')
+		return (int)n;
+	n = lw && *lw ? strtol(lw, &end, 10) : 1;
+	if (n < 1 || n > 4096)
+		n = 1;
+	return cpu_count() / n > 0 ? cpu_count() / (int)n : 1;
+}
+
 int compute_open(struct compute *c, const struct source *s, const char *device, long long threads, int freeze)
 {
 	struct vt_err err = { 0 };
@@ -84,7 +100,7 @@ int compute_open(struct compute *c, const struct source *s, const char *device, 
 		fprintf(stderr, "vggtl: %s\n", c->api.last_error());
 		return EXIT_USAGE;
 	}
-	c->threads = threads ? (int)threads : cpu_count();
+	c->threads = threads ? (int)threads : default_threads();
 	if (c->api.set_threads(c->threads)) {
 		fprintf(stderr, "vggtl: %s\n", c->api.last_error());
 		return EXIT_FAIL;

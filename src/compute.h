@@ -18,13 +18,14 @@ const char *default_data_path(void);
 /* Loads split of path (NULL: the bundled sample); prints errors, returns an exit code. */
 int load_data(const char *path, const char *split, int size, struct vt_dataset *d);
 int parse_normalize(const char *name, struct vt_transform *t);
-/* Opens the shim, picks device and threads (0: every CPU this process may use), and puts
+/* Opens the shim, picks device and threads (0: $OMP_NUM_THREADS, else every CPU this
+ * process may use divided by $LOCAL_WORLD_SIZE), and puts
  * the source's model on it. Prints errors, returns an exit code. */
 int compute_open(struct compute *c, const struct source *s, const char *device, long long threads, int freeze);
 void compute_close(struct compute *c);
 
 #define COMPUTE_OPTIONS(device, threads)                                                         \
 	{ OPT_STRING, "device", 0, (device), NULL, "DEV", "auto (default), cpu, cuda or cuda:N" },    \
-	{ OPT_INT, "threads", 0, (threads), NULL, "N", "CPU threads (default: every CPU vggtl may use)" }
+	{ OPT_INT, "threads", 0, (threads), NULL, "N", "CPU threads (default: $OMP_NUM_THREADS, else the CPUs / local ranks)" }
 
 #endif

@@ -72,6 +72,10 @@ found:
 	SYM(net_step_count, "vt_shim_net_step_count");
 	SYM(net_run, "vt_shim_net_run");
 	SYM(net_train_step, "vt_shim_net_train_step");
+	SYM(dist_init, "vt_shim_dist_init");
+	SYM(dist_free, "vt_shim_dist_free");
+	SYM(dist_allreduce, "vt_shim_dist_allreduce");
+	SYM(net_broadcast, "vt_shim_net_broadcast");
 #undef SYM
 	if (api->abi() != VT_SHIM_ABI) {
 		int got = api->abi();

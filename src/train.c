@@ -58,6 +58,12 @@ int vt_net_forward(struct vt_net *net, const struct vt_dataset *d, const int *id
 int vt_evaluate(struct vt_net *net, const struct vt_dataset *d, const struct vt_transform *t, int batch,
 		struct vt_eval_result *r, struct vt_err *err)
 {
+	return vt_evaluate_part(net, d, t, batch, 0, 1, r, err);
+}
+
+int vt_evaluate_part(struct vt_net *net, const struct vt_dataset *d, const struct vt_transform *t, int batch,
+		     int first, int stride, struct vt_eval_result *r, struct vt_err *err)
+{
 	int *idx = malloc((size_t)batch * sizeof(int));
 	int i, j, rc = 0;
 
@@ -69,16 +75,18 @@ int vt_evaluate(struct vt_net *net, const struct vt_dataset *d, const struct vt_
 		free(idx);
 		return vt_err_set(err, VT_ENOMEM, "out of memory");
 	}
-	for (i = 0; i < d->n && rc == 0; i += batch) {
-		int n = d->n - i < batch ? d->n - i : batch;
+	/* the k-th image of the part is first + k * stride */
+	for (i = 0; first + i * stride < d->n && rc == 0; i += batch) {
+		int mine = (d->n - first + stride - 1) / stride;
+		int n = mine - i < batch ? mine - i : batch;
 		float *logits = NULL;
 		size_t per = 0;
 		for (j = 0; j < n; j++)
-			idx[j] = i + j;
+			idx[j] = first + (i + j) * stride;
 		if ((rc = vt_net_forward(net, d, idx, n, t, 0, net->nlayers, &logits, &per, err)))
 			break;
 		for (j = 0; j < n; j++) {
-			int64_t y = d->labels[i + j];
+			int64_t y = d->labels[idx[j]];
 			int right;
 			r->loss += vt_cross_entropy(logits + (size_t)j * per, (int)per, y, &right);
 			r->correct += right;
