@@ -225,12 +225,14 @@ int vt_shim_dist_init(const struct vt_shim_dist *d)
 	GUARD({
 		if (group)
 			throw std::runtime_error("distributed: already initialised");
-		std::string backend = d->backend ? d->backend : "gloo";
+		std::string backend = d->backend ? d->backend : "auto";
+		if (backend == "auto") // NCCL would be CUDA's choice, but this shim has only Gloo
+			backend = "gloo";
 		if (backend == "nccl")
 			throw std::runtime_error("distributed: this build has no NCCL (Debian's libtorch is CPU only); "
 						 "use --dist-backend gloo");
 		if (backend != "gloo")
-			throw std::runtime_error("distributed: unknown backend '" + backend + "' (gloo or nccl)");
+			throw std::runtime_error("distributed: unknown backend '" + backend + "' (auto, gloo or nccl)");
 		if (d->world < 1 || d->rank < 0 || d->rank >= d->world)
 			throw std::runtime_error("distributed: rank " + std::to_string(d->rank) + " is not in a world of " +
 						 std::to_string(d->world));
