@@ -80,13 +80,16 @@ $(BUILD)/vggtl: $(CMD_OBJ) $(BUILD)/libvt.a
 
 # The shim is never built with sanitizers (libtorch is not instrumented); a sanitized
 # vggtl loads the plain one.
-# Two translation units (the network; c10d), compiled in parallel with make -j.
-SHIM_OBJ = build/shim/shim.o build/shim/dist.o
-build/shim/%.o: shim/%.cpp shim/internal.hpp include/vt_shim.h
-	@mkdir -p build/shim
+# Two translation units (the network; c10d), compiled in parallel with make -j. SHIMDIR
+# keeps a shim for another libtorch apart (tests/test_dist.py builds one for torch 2.6 in
+# build/torch26 inside the Debian 13 root).
+SHIMDIR ?= build
+SHIM_OBJ = $(SHIMDIR)/shim/shim.o $(SHIMDIR)/shim/dist.o
+$(SHIMDIR)/shim/%.o: shim/%.cpp shim/internal.hpp include/vt_shim.h
+	@mkdir -p $(SHIMDIR)/shim
 	$(CXX) -std=$(SHIM_STD) -fPIC $(SHIM_CXXFLAGS) -Iinclude $(TORCH_CPPFLAGS) -c $< -o $@
 
-build/libvggtl_shim.so: $(SHIM_OBJ)
+$(SHIMDIR)/libvggtl_shim.so: $(SHIM_OBJ)
 	$(CXX) -shared $(SHIM_CXXFLAGS) $(SHIM_OBJ) -o $@ $(TORCH_LIBS)
 
 ifneq ($(BUILD),build)

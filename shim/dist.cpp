@@ -23,6 +23,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -58,6 +59,17 @@ struct Group {
 };
 
 Group *group;
+
+// TCPStoreOptions::useLibUV exists from torch 2.2 on; false there, nothing before.
+template <typename T> auto no_libuv(T &o, int) -> decltype(o.useLibUV = false, bool())
+{
+	o.useLibUV = false;
+	return true;
+}
+template <typename T> bool no_libuv(T &, long)
+{
+	return false;
+}
 
 std::string prefixed(const std::exception &e)
 {
@@ -248,7 +260,16 @@ int vt_shim_dist_init(const struct vt_shim_dist *d)
 			so.numWorkers = d->world;
 			so.waitWorkers = false;
 			so.timeout = timeout;
-			auto tcp = c10::make_intrusive<c10d::TCPStore>(d->addr, so);
+			c10::intrusive_ptr<c10d::TCPStore> tcp;
+			try {
+				tcp = c10::make_intrusive<c10d::TCPStore>(d->addr, so);
+			} catch (const std::exception &e) {
+				// torch 2.4+ asks for libuv by default, which some builds (Debian 13's
+				// 2.6) lack: then the classic socket loop
+				if (!std::strstr(e.what(), "libuv") || !no_libuv(so, 0))
+					throw;
+				tcp = c10::make_intrusive<c10d::TCPStore>(d->addr, so);
+			}
 			g->store = c10::make_intrusive<c10d::PrefixStore>(std::string(d->prefix ? d->prefix : "") + "vggtl/",
 									 tcp);
 		} catch (const std::exception &e) {

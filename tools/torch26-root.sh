@@ -7,7 +7,7 @@
 #                                        repository bind-mounted at the same path)
 #
 # The root lives outside the source tree, in $VGGTL_TORCH26_ROOT (default
-# /var/cache/vggtl/trixie-torch26), about 1.7 GB.  It is made with debootstrap from the same
+# /var/cache/vggtl/trixie-torch26), about 3 GB.  It is made with debootstrap from the same
 # Debian mirror apt uses here, in a temporary folder renamed into place only when complete, and
 # reused afterwards once a check passes: the marker file, and python3 importing torch 2.6 and
 # torchvision inside it (`run` checks the marker only).  Making it needs root rights (debootstrap, chroot, mount) and the
@@ -17,7 +17,9 @@ ROOT=${VGGTL_TORCH26_ROOT:-/var/cache/vggtl/trixie-torch26}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # libopenblas0-openmp: without it torch falls back to the reference BLAS (ten times slower), as
 # on the host
-PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,zlib1g
+# libtorch-dev, libgloo-dev, g++, make: tests/test_dist.py builds the shim against torch 2.6
+# there, for torch 2.6's torchrun (a 1.13 TCPStore client cannot talk to a 2.6 store)
+PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,zlib1g,libtorch-dev,libgloo-dev,g++,make
 
 die() {
 	echo "torch26-root: $*" >&2
@@ -72,7 +74,7 @@ make_root() {
 	unmounts "$tmp"
 	rm -rf "$tmp"
 	mkdir -p "$(dirname "$ROOT")"
-	echo "torch26-root: making $ROOT with debootstrap (trixie, $PKGS; about 2 minutes, 1.7 GB)" >&2
+	echo "torch26-root: making $ROOT with debootstrap (trixie, $PKGS; about 3 minutes, 3 GB)" >&2
 	debootstrap --variant=minbase --include="$PKGS" trixie "$tmp" "$(mirror)" >"$tmp.log" 2>&1 ||
 		die "debootstrap failed (no network to the Debian archive?); its log: $tmp.log"
 	touch "$tmp/.vggtl-complete"
