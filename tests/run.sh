@@ -34,7 +34,7 @@ for t in tests/test_*.sh; do
 	run "$(basename "$t")" sh "$t" | tee -a "$all"
 done
 # The torch 2.6 half needs the Debian 13 root of tools/torch26-root.sh (made here once, about
-# 2 minutes and 1.7 GB, then reused); it runs with the plain build (the root has no sanitizer
+# 3 minutes and 3 GB, then reused); it runs with the plain build (the root has no sanitizer
 # runtime), and a root that cannot be made is one failed check, never a silent pass.
 torch26=
 if [ "$BUILD" = build ]; then

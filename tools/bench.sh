@@ -218,4 +218,5 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python; speed and memory against the better torch)"
 	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1"
 fi
+[ "${BENCH_DIST:-1}" = 1 ] && sh tools/bench_dist.sh "$V"
 rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err" "$D/genops_scan.py"
