@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VT_SHIM_ABI 3
+#define VT_SHIM_ABI 4
 
 enum vt_shim_layer_kind {
 	VT_L_CONV, VT_L_BN, VT_L_RELU, VT_L_MAXPOOL, VT_L_AVGPOOL, VT_L_FLATTEN, VT_L_LINEAR, VT_L_DROPOUT
@@ -67,6 +67,11 @@ int vt_shim_net_set(vt_shim_net *net, int index, int dtype, void *data, const in
 /* Copies tensor index back to host memory (nbytes must match). */
 int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes);
 int vt_shim_net_optimizer(vt_shim_net *net, const struct vt_shim_opt *opt);
+/* Mixed precision of every later run and training step, as torch.autocast: fp32 weights,
+ * gradients and optimizer state; convolutions and linear layers in bf16 (CPU with AVX512_BF16
+ * or AMX, or CUDA) or fp16 (CUDA only); the loss in fp32. Refused where the device lacks it. */
+enum vt_shim_precision { VT_PREC_FP32, VT_PREC_BF16, VT_PREC_FP16 };
+int vt_shim_net_precision(vt_shim_net *net, int precision);
 /* Optimizer state of tensor index: which 0 = momentum_buffer / exp_avg, 1 = exp_avg_sq.
  * get fails when the state does not exist yet; step is Adam's step count. */
 int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, size_t numel, int *exists);

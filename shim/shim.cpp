@@ -12,6 +12,7 @@
 // weight summed over each channel's 49 columns. run_layers() takes that path (autograd
 // still reaches the full weight) whenever the pooled input is 1x1.
 #include <c10/core/CPUAllocator.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <sys/mman.h>
@@ -196,6 +197,7 @@ struct vt_shim_net {
 	std::vector<OptState> state;
 	vt_shim_opt opt{};
 	bool has_opt = false;
+	int precision = VT_PREC_FP32;
 	torch::Device device{torch::kCPU};
 	Fold fold;
 	// Evaluation caches, valid until the weights change (forget_eval_cache):
@@ -351,9 +353,38 @@ int run_onednn(vt_shim_net *net, torch::Tensor &x, int from, int to)
 	return i;
 }
 
+// torch.autocast(device, dtype) around a forward pass, as a scope.
+struct Autocast {
+	bool on, cpu;
+	Autocast(const vt_shim_net *net) : on(net->precision != VT_PREC_FP32), cpu(net->device.is_cpu())
+	{
+		if (!on)
+			return;
+		at::ScalarType t = net->precision == VT_PREC_BF16 ? at::kBFloat16 : at::kHalf;
+		if (cpu) {
+			at::autocast::set_autocast_cpu_dtype(t);
+			at::autocast::set_cpu_enabled(true);
+		} else {
+			at::autocast::set_autocast_gpu_dtype(t);
+			at::autocast::set_enabled(true);
+		}
+	}
+	~Autocast()
+	{
+		if (!on)
+			return;
+		if (cpu)
+			at::autocast::set_cpu_enabled(false);
+		else
+			at::autocast::set_enabled(false);
+		at::autocast::clear_cache();
+	}
+};
+
 torch::Tensor run_layers(vt_shim_net *net, torch::Tensor x, int from, int to, bool train)
 {
-	if (!train && !torch::GradMode::is_enabled())
+	// the oneDNN path is fp32 only; under autocast the convolutions go through the dispatcher
+	if (!train && !torch::GradMode::is_enabled() && net->precision == VT_PREC_FP32)
 		from = run_onednn(net, x, from, to);
 	if (x.dim() == 4)
 		x = x.contiguous(at::MemoryFormat::ChannelsLast);
@@ -513,6 +544,23 @@ void update(vt_shim_net *net, double lr)
 	}
 }
 
+// bf16 arithmetic in hardware, which oneDNN's bf16 kernels need to be faster than fp32
+// (without it they emulate: a 2048^2 matmul in bf16 ran at 3 GFLOP/s here, in fp32 at 109).
+// VGGTL_CPU_BF16=0 or 1 overrides the answer: the tests check the refusal on any machine, and
+// the bf16 numerics on a machine without it (slowly).
+bool cpu_has_bf16()
+{
+	const char *force = std::getenv("VGGTL_CPU_BF16");
+	if (force && (std::strcmp(force, "0") == 0 || std::strcmp(force, "1") == 0))
+		return force[0] == '1';
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+#else
+	return false;
+#endif
+}
+
 // The parameters a training step from layer from on computes gradients for, in state_dict
 // order; the folded first Linear's weight is replaced by its fold's leaf this step.
 std::vector<int> step_params(vt_shim_net *net, int from)
@@ -647,6 +695,21 @@ int vt_shim_net_get(vt_shim_net *net, int index, void *data, size_t nbytes)
 	})
 }
 
+int vt_shim_net_precision(vt_shim_net *net, int precision)
+{
+	GUARD({
+		if (precision == VT_PREC_FP16 && !net->device.is_cuda())
+			throw std::runtime_error("--precision fp16 needs a CUDA device (on the CPU, use bf16)");
+		if (precision == VT_PREC_BF16 && net->device.is_cpu() && !cpu_has_bf16())
+			throw std::runtime_error("--precision bf16 needs a CPU with AVX512_BF16 or AMX (this one has "
+						 "neither; use fp32)");
+		if (precision != VT_PREC_FP32 && precision != VT_PREC_BF16 && precision != VT_PREC_FP16)
+			throw std::runtime_error("unknown precision " + std::to_string(precision));
+		net->precision = precision;
+		forget_eval_cache(net);
+	})
+}
+
 int vt_shim_net_optimizer(vt_shim_net *net, const vt_shim_opt *opt)
 {
 	GUARD({
@@ -705,8 +768,12 @@ int vt_shim_net_run(vt_shim_net *net, const float *x, const int64_t *xshape, int
 	GUARD({
 		sync(net);
 		torch::InferenceMode im;
-		torch::Tensor y = run_layers(net, from_host(x, xshape, xndim, net->device), from, to, false);
-		y = y.to(torch::kCPU).contiguous();
+		torch::Tensor y;
+		{
+			Autocast ac(net);
+			y = run_layers(net, from_host(x, xshape, xndim, net->device), from, to, false);
+		}
+		y = y.to(torch::kCPU, torch::kFloat32).contiguous();
 		if ((size_t)y.numel() > out_numel)
 			throw std::runtime_error("output buffer too small");
 		std::memcpy(out, y.data_ptr<float>(), y.numel() * sizeof(float));
@@ -725,7 +792,12 @@ int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xsha
 		torch::Tensor in = from_host(x, xshape, xndim, net->device);
 		torch::Tensor target =
 			torch::from_blob(const_cast<int64_t *>(y), {xshape[0]}, torch::kInt64).to(net->device, false, true);
-		torch::Tensor logits = run_layers(net, in, from, (int)net->layers.size(), true);
+		torch::Tensor logits;
+		{
+			Autocast ac(net);
+			logits = run_layers(net, in, from, (int)net->layers.size(), true);
+		}
+		logits = logits.to(torch::kFloat32); // the loss in fp32, as autocast's cross_entropy
 		torch::Tensor l = torch::nn::functional::cross_entropy(logits, target);
 		bool dist = vt_dist::active();
 		if (dist)

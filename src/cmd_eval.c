@@ -12,7 +12,7 @@ static const char usage[] = "usage: vggtl eval (FILE | --arch NAME) [--data PATH
 int cmd_eval(int argc, char **argv)
 {
 	struct source s = { 0 };
-	const char *data = NULL, *split = "test", *normalize = "cifar10", *device = "auto";
+	const char *data = NULL, *split = "test", *normalize = "cifar10", *device = "auto", *precision = "fp32";
 	long long threads = 0, batch = 128, size = 32;
 	int nargs = 0, json = 0, rc, i;
 	const struct option opts[] = {
@@ -22,7 +22,7 @@ int cmd_eval(int argc, char **argv)
 		{ OPT_INT, "batch-size", 'b', &batch, NULL, "N", "batch size (default 128)" },
 		{ OPT_INT, "image-size", 0, &size, NULL, "N", "PNG folders: resize to N x N (default 32)" },
 		{ OPT_FLAG, "json", 0, &json, NULL, NULL, "print the results as JSON" },
-		COMPUTE_OPTIONS(&device, &threads),
+		COMPUTE_OPTIONS(&device, &threads, &precision),
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
@@ -40,7 +40,7 @@ int cmd_eval(int argc, char **argv)
 	if (batch < 1)
 		return fprintf(stderr, "vggtl eval: --batch-size must be positive\n"), EXIT_USAGE;
 	if ((rc = parse_normalize(normalize, &t)) || (rc = source_open(&s, nargs, argv, 1)) ||
-	    (rc = load_data(data, split, (int)size, &d)) || (rc = compute_open(&c, &s, device, threads, 0)))
+	    (rc = load_data(data, split, (int)size, &d)) || (rc = compute_open(&c, &s, device, threads, 0, precision)))
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (vt_evaluate(&c.net, &d, &t, (int)batch, &r, &err)) {

@@ -48,7 +48,7 @@ static void print_prediction(const char *image, float *logits, int per, int raw,
 int cmd_predict(int argc, char **argv)
 {
 	struct source s = { 0 };
-	const char *data = NULL, *normalize = "cifar10", *device = "auto";
+	const char *data = NULL, *normalize = "cifar10", *device = "auto", *precision = "fp32";
 	long long threads = 0, top = 3, size = 32;
 	int nargs = 0, rc, i, raw = 0;
 	const struct option opts[] = {
@@ -57,7 +57,7 @@ int cmd_predict(int argc, char **argv)
 		{ OPT_STRING, "normalize", 0, &normalize, NULL, "NAME", "cifar10 (default), imagenet or none" },
 		{ OPT_INT, "image-size", 0, &size, NULL, "N", "resize images to N x N (default 32)" },
 		{ OPT_FLAG, "logits", 0, &raw, NULL, NULL, "print every raw logit instead of the top classes" },
-		COMPUTE_OPTIONS(&device, &threads),
+		COMPUTE_OPTIONS(&device, &threads, &precision),
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
@@ -80,7 +80,7 @@ int cmd_predict(int argc, char **argv)
 	}
 	model_arg[0] = argv[0];
 	if ((rc = parse_normalize(normalize, &t)) || (rc = source_open(&s, first_image, model_arg, 1)) ||
-	    (rc = compute_open(&c, &s, device, threads, 0)))
+	    (rc = compute_open(&c, &s, device, threads, 0, precision)))
 		goto out;
 	/* class names are a convenience: from the dataset's test split, else its train split,
 	 * when it has as many classes as the model has outputs; otherwise classes are numbers */

@@ -19,11 +19,14 @@ static const char usage[] =
 	"Fine-tunes the model with SGD or Adam and cross-entropy, then prints the test accuracy.\n"
 	"--data takes CIFAR-10 as torchvision downloads it (the folder holding cifar-10-batches-py,\n"
 	"or -bin, or their .tar.gz), or an ImageFolder tree of PNGs (PATH/train/<class>/*.png and\n"
-	"PATH/test/...); the default is the small sample in data/.";
+	"PATH/test/...); the default is the small sample in data/.\n"
+	"Under torchrun --no_python (or any launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and\n"
+	"MASTER_PORT) every rank trains on its share of the data, gradients are averaged over c10d,\n"
+	"and rank 0 prints and writes; --batch-size is per rank.";
 
 struct train_opts {
 	const char *data, *out, *style, *optimizer, *schedule, *freeze, *normalize, *device;
-	const char *ckpt_dir, *resume, *metrics, *plot, *add_prefix, *dist_backend;
+	const char *ckpt_dir, *resume, *metrics, *plot, *add_prefix, *dist_backend, *precision;
 	double dist_timeout;
 	long long epochs, batch, step_size, threads, limit, size, seed_value;
 	int no_augment;
@@ -186,7 +189,7 @@ static int run(struct source *s, struct train_opts *a)
 		goto out;
 	if (a->limit && a->limit < train.n)
 		train.n = (int)a->limit;
-	if ((rc = compute_open(&c, s, a->device, a->threads, a->freeze != NULL)))
+	if ((rc = compute_open(&c, s, a->device, a->threads, a->freeze != NULL, a->precision)))
 		goto out_c;
 	if (c.net.nclasses < train.nclasses && t.writer)
 		fprintf(stderr, "vggtl: warning: the model has %d outputs but the data has %d classes\n", c.net.nclasses,
@@ -321,13 +324,14 @@ int cmd_train(int argc, char **argv)
 		{ OPT_STRING, "add-prefix", 0, &a.add_prefix, NULL, "PREFIX", "prefix checkpoint and weights keys ('module.' as DDP saves them)" },
 		{ OPT_STRING, "dist-backend", 0, &a.dist_backend, NULL, "NAME", "under torchrun: auto (default), gloo or nccl" },
 		{ OPT_FLOAT, "dist-timeout", 0, &a.dist_timeout, NULL, "S", "under torchrun: seconds to wait for a peer (default 1800)" },
-		COMPUTE_OPTIONS(&a.device, &a.threads),
+		COMPUTE_OPTIONS(&a.device, &a.threads, &a.precision),
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
 
 	a.style = "full";
 	a.dist_backend = "auto";
+	a.precision = "fp32";
 	a.dist_timeout = 1800;
 	a.optimizer = "sgd";
 	a.schedule = "cosine";

@@ -84,11 +84,20 @@ static int default_threads(void)
 	return cpu_count() / n > 0 ? cpu_count() / (int)n : 1;
 }
 
-int compute_open(struct compute *c, const struct source *s, const char *device, long long threads, int freeze)
+int compute_open(struct compute *c, const struct source *s, const char *device, long long threads, int freeze,
+		 const char *precision)
 {
 	struct vt_err err = { 0 };
+	int prec = !precision || strcmp(precision, "fp32") == 0 ? VT_PREC_FP32 :
+		   strcmp(precision, "bf16") == 0		 ? VT_PREC_BF16 :
+		   strcmp(precision, "fp16") == 0		 ? VT_PREC_FP16 :
+								   -1;
 
 	memset(c, 0, sizeof(*c));
+	if (prec < 0) {
+		fprintf(stderr, "vggtl: --precision is fp32, bf16 or fp16, not '%s'\n", precision);
+		return EXIT_USAGE;
+	}
 	if (threads < 0 || threads > 4096) {
 		fprintf(stderr, "vggtl: --threads wants a count from 1 to 4096\n");
 		return EXIT_USAGE;
@@ -110,6 +119,10 @@ int compute_open(struct compute *c, const struct source *s, const char *device, 
 		return report(&err);
 	}
 	c->built = 1;
+	if (c->api.net_precision(c->net.h, prec)) {
+		fprintf(stderr, "vggtl: %s\n", c->api.last_error());
+		return EXIT_USAGE;
+	}
 	return EXIT_OK;
 }
 

@@ -111,6 +111,11 @@ int vt_fit(struct vt_net *net, const struct vt_fit_plan *p, const struct vt_fit_
 	size_t per = 0, in;
 	int rc = 0, e;
 
+	if (d->n < 1 || p->batch < 1 || p->world < 1 || p->rank < 0 || p->rank >= p->world) {
+		rc = vt_err_set(err, VT_EUSAGE, "nothing to train: %d images, batch %d, rank %d of %d", d->n, p->batch,
+				p->rank, p->world);
+		goto out;
+	}
 	if (!order || !mine || !y) {
 		rc = vt_err_set(err, VT_ENOMEM, "out of memory");
 		goto out;

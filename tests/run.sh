@@ -52,7 +52,7 @@ for t in tests/test_*.py; do
 	case "$BUILD:$t" in
 	# libtorch (the shim) is not instrumented, and LeakSanitizer's stop-the-world tracer
 	# is unreliable with its thread pools: leaks are checked everywhere else
-	*/san:tests/test_train.py | */san:tests/test_dist.py) (export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"; run "$(basename "$t")" "$PYTHON" "$t") | tee -a "$all" ;;
+	*/san:tests/test_train.py | */san:tests/test_dist.py | */san:tests/test_precision.py) (export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"; run "$(basename "$t")" "$PYTHON" "$t") | tee -a "$all" ;;
 	*) run "$(basename "$t")" "$PYTHON" "$t" | tee -a "$all" ;;
 	esac
 done
