@@ -150,6 +150,11 @@ static int check_options(const struct train_opts *a, enum vt_schedule *sched)
 		fprintf(stderr, "vggtl train: --schedule is cosine, step or none; --epochs, --batch-size and --lr must be positive\n");
 		return EXIT_USAGE;
 	}
+	if (strcmp(a->precision, "fp16") == 0) {
+		fprintf(stderr, "vggtl train: --precision fp16 trains only with loss scaling (GradScaler), which vggtl does "
+				"not have yet: use bf16 (eval and predict take fp16 on CUDA)\n");
+		return EXIT_USAGE;
+	}
 	if (a->dist_timeout <= 0) {
 		fprintf(stderr, "vggtl train: --dist-timeout wants a positive number of seconds\n");
 		return EXIT_USAGE;

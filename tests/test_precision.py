@@ -60,6 +60,8 @@ def case_refusals():
     check_fail(r, 2, "--precision fp16 on the CPU", "fp16", "CUDA")
     r = vggtl("predict", "v11.pth", *imgs, "--precision", "bf16", env={"VGGTL_CPU_BF16": "0"})
     check_fail(r, 2, "--precision bf16 on a CPU without bf16 (VGGTL_CPU_BF16=0)", "AVX512_BF16")
+    r = vggtl("train", "v11.pth", "--precision", "fp16", "--limit", 4)
+    check_fail(r, 2, "train --precision fp16 (no loss scaling yet)", "GradScaler")
     r = vggtl("eval", "v11.pth", "--precision", "fp8")
     check_fail(r, 2, "--precision fp8", "fp8")
     r = vggtl("predict", "v11.pth", *imgs, "--precision", "bf16", env={"VGGTL_CPU_BF16": None})
