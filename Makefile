@@ -14,7 +14,7 @@ CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Iinclude
-LDLIBS  += -lpng -lz -lcjson -lm -ldl
+LDLIBS  += -lpng -ljpeg -larchive -lz -lcjson -lm -ldl
 # The shim is the only C++; it links Debian's libtorch-dev, or the libtorch in LIBTORCH
 # (a folder with include/ and lib/, e.g. a pip torch's site-packages/torch for CUDA).
 CXX     ?= g++
@@ -50,7 +50,8 @@ BUILD   = build
 endif
 
 LIB_SRC = src/version.c src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
-          src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/plot.c \
+          src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/data_jpeg.c \
+          src/data_archive.c src/image.c src/resize.c src/plot.c \
           src/shim_load.c src/net.c src/train.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
           src/cmd_save_weights.c src/cmd_verify.c src/cmd_scan.c src/cmd_train.c src/cmd_eval.c src/cmd_predict.c \
@@ -116,10 +117,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard include/*.h) $(wildcard src/*.h)
 # symbols outside vt_* (the internal helpers) stay hidden: src/libvggtl.map
 $(BUILD)/libvggtl.so.$(SOMAJOR): $(PIC_OBJ) src/libvggtl.map
 	$(CC) -shared -Wl,-soname,libvggtl.so.$(SOMAJOR) -Wl,--version-script=src/libvggtl.map $(LDFLAGS) \
-		-o $@ $(PIC_OBJ) -lpng -lz -lm -ldl
+		-o $@ $(PIC_OBJ) -lpng -ljpeg -larchive -lz -lm -ldl
 
 $(BUILD)/vggtl.pc: Makefile include/vggtl.h
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl\nCflags: -I$${includedir}\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng libjpeg libarchive zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl\nCflags: -I$${includedir}\n' \
 		'$(PREFIX)' 'read and write PyTorch .pth and safetensors files from C, without Python' '$(VERSION)' >$@
 
 # man pages from the same usage texts and option tables that -h prints
