@@ -19,6 +19,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +59,14 @@ int arc_open(struct arc **out, const char *path, const void *data, size_t len, c
 	}
 	r = data ? archive_read_open_memory(a->ar, data, len) : archive_read_open_filename(a->ar, path, 1 << 16);
 	if (r != ARCHIVE_OK) {
-		r = arc_fail(a, VT_EIO, "cannot open the archive", err);
+		/* libarchive reads the first bytes here, to tell the format */
+		int e = archive_errno(a->ar);
+		const char *why = archive_error_string(a->ar);
+		if (e != ENOENT && e != EACCES && e != EIO && e != EISDIR && e != ENOMEM)
+			r = vt_err_set(err, VT_EFORMAT, "'%s' is not a zip, tar, tar.gz, tgz or tar.xz archive, nor a "
+				       "CIFAR-10 or image folder (libarchive: %s)", name, why ? why : "unknown format");
+		else
+			r = arc_fail(a, VT_EIO, "cannot open the archive", err);
 		arc_close(a);
 		return r;
 	}

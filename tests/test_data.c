@@ -273,7 +273,7 @@ static void test_cifar_formats(void)
 	check_fail(path_of("empty"), "train", VT_ENOTFOUND, "no CIFAR-10 or image folder found at", "expected",
 		   "an empty folder");
 	check_fail("tests/fixtures/cifar-py", "val", VT_EUSAGE, "split must be 'train' or 'test'", NULL, "a bad split");
-	check_fail("tests/fixtures/make_cifar_py.py", "train", VT_EFORMAT, "is not a gzip file", NULL,
+	check_fail("tests/fixtures/make_cifar_py.py", "train", VT_EFORMAT, "is not a zip, tar, tar.gz, tgz or tar.xz archive", NULL,
 		   "a file that is not an archive");
 
 	/* a pickle that would run os.system in Python */
@@ -431,7 +431,7 @@ static void test_archives(void)
 	b.n = 0;
 	tar_add(&b, "cifar-10-batches-bin/data_batch_1.bin", '0', rec, sizeof(rec), 1, 0);
 	write_gz(path_of("t3.tar.gz"), &b);
-	check_fail(path_of("t3.tar.gz"), "train", VT_EFORMAT, "bad tar header at inflated byte 0", "t3.tar.gz",
+	check_fail(path_of("t3.tar.gz"), "train", VT_EFORMAT, "is not a zip, tar, tar.gz, tgz or tar.xz archive", "t3.tar.gz",
 		   "a tar header with a bad checksum");
 	b.n = 0;
 	tar_add(&b, "other/data_batch_1.bin", '0', rec, sizeof(rec), 0, 0);
@@ -442,7 +442,7 @@ static void test_archives(void)
 	b.n = 0;
 	tar_add(&b, "cifar-10-batches-bin/data_batch_1.bin", '0', rec, sizeof(rec), 0, 100000);
 	write_gz(path_of("t5.tar.gz"), &b);
-	check_fail(path_of("t5.tar.gz"), "train", VT_EFORMAT, "the tar archive ends inside a member", NULL,
+	check_fail(path_of("t5.tar.gz"), "train", VT_EFORMAT, "Truncated tar archive", "cifar-10-batches-bin/data_batch_1.bin",
 		   "a member longer than the archive");
 	/* a corrupt byte in the deflate data */
 	{
@@ -771,8 +771,15 @@ static void test_png(void)
 	mkdirs("jpg/train/x");
 	write_png(path_of("jpg/train/x/a.png"), K_RGB8, 8, 8);
 	write_file(path_of("jpg/train/x/b.JPG"), "\xff\xd8", 2);
-	check_fail(path_of("jpg"), "train", VT_EUNSUPPORTED, "b.JPG': only PNG images are supported", NULL,
-		   "a JPEG in the tree");
+	check_fail(path_of("jpg"), "train", VT_EFORMAT, "b.JPG' is not a PNG or JPEG file", NULL,
+		   "a two-byte .JPG in the tree");
+	write_file(path_of("jpg/train/x/b.JPG"), "\xff\xd8\xff\xe0", 4);
+	check_fail(path_of("jpg"), "train", VT_EFORMAT, "b.JPG': corrupt or truncated JPEG", NULL,
+		   "a .JPG cut after its first marker");
+	remove(path_of("jpg/train/x/b.JPG"));
+	write_file(path_of("jpg/train/x/c.Bmp"), "BM", 2);
+	check_fail(path_of("jpg"), "train", VT_EUNSUPPORTED, "c.Bmp': only PNG and JPEG images are supported", NULL,
+		   "a BMP in the tree");
 	/* images in subfolders of a class folder count, in torchvision's order:
 	 * sorted(os.walk(...)) puts x, x/a, x/a-b, x/a/deep ('-' sorts before '/') */
 	mkdirs("nested/train/x/a/deep");
@@ -815,7 +822,7 @@ static void test_png(void)
 	mkdirs("emptycls/train/y");
 	write_png(path_of("emptycls/train/x/a.png"), K_RGB8, 8, 8);
 	write_file(path_of("emptycls/train/y/readme.txt"), "x", 1);
-	check_fail(path_of("emptycls"), "train", VT_ENOTFOUND, "train/y' holds no .png image", NULL, "an empty class folder");
+	check_fail(path_of("emptycls"), "train", VT_ENOTFOUND, "train/y' holds no image (.png, .jpg, .jpeg)", NULL, "an empty class folder");
 	mkdirs("noclass/test");
 	check_fail(path_of("noclass"), "test", VT_ENOTFOUND, "no class folder in", NULL, "a split without classes");
 	check_fail(path_of("emptycls"), "test", VT_ENOTFOUND, "no CIFAR-10 or image folder found", NULL,
