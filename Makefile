@@ -60,6 +60,8 @@ LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
 UNIT    = test_zip test_pickle test_pth test_model test_module test_data test_plot test_safetensors
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
+# helpers the Python tests run (not tests themselves: tests/run.sh runs test_* only)
+TEST_TOOLS = $(BUILD)/tests/dump_tensors
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data fuzz_safetensors
@@ -161,7 +163,7 @@ deps:
 
 # deps first: the compiler needs the packages' headers
 test: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN)
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN) $(TEST_TOOLS)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
 
 # opt-in: files over 4 GiB (zip64), about 10 GB of disk and memory, a few minutes; and the

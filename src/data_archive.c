@@ -96,6 +96,8 @@ static int set_path(struct arc *a, const char *raw, struct vt_err *err)
 	while (raw[0] == '.' && raw[1] == '/') /* tar -C dir . */
 		for (raw += 2; *raw == '/';)
 			raw++;
+	if (strcmp(raw, ".") == 0)
+		raw = "";
 	n = strlen(raw);
 	while (n > 0 && raw[n - 1] == '/')
 		n--;
