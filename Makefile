@@ -66,7 +66,7 @@ TEST_TOOLS = $(BUILD)/tests/dump_tensors
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data fuzz_safetensors
 
-.PHONY: all test test-large demo bench deps clean fuzz print-lib-src lib man install uninstall
+.PHONY: all test test-large demo bench bench-images deps clean fuzz print-lib-src lib man install uninstall
 
 all: $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 
@@ -178,8 +178,16 @@ demo: deps
 	sh tools/demo.sh $(BUILD)/vggtl
 
 bench: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(BUILD)/tools/bench_images
 	PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
+
+# the image-loading row of make bench alone (a minute or two, against the full bench's 15)
+bench-images: $(BUILD)/vggtl $(BUILD)/tools/bench_images
+	BENCH_ONLY=images PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
+
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libvt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -Wno-missing-prototypes $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvt.a $(LDLIBS)
 
 # libFuzzer targets (clang): built into build/fuzz/, each run FUZZ_SECONDS on a scratch
 # corpus build/fuzz/corpus-NAME seeded from tests/fixtures/ (tools/fuzz.sh)
