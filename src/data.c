@@ -1163,7 +1163,8 @@ static int tree_finish(struct arc_tree *t, struct vt_dataset *d, const char *nam
 		t->v[j++] = *im;
 	}
 	t->n = j;
-	qsort(t->v, t->n, sizeof(*t->v), cmp_arc_image);
+	if (t->n)
+		qsort(t->v, t->n, sizeof(*t->v), cmp_arc_image);
 	for (i = j = 0; i < t->n; i++) { /* a path stored twice: the later copy, as tar extracts it */
 		if (i + 1 < t->n && t->v[i + 1].cls == t->v[i].cls && strcmp(t->v[i + 1].path, t->v[i].path) == 0) {
 			free(t->v[i].path);

@@ -165,7 +165,7 @@ int vt_jpeg_decode(const void *data, size_t len, const char *name, int size, uns
 	while (cinfo.output_scanline < h) {
 		unsigned char *o = img + (size_t)cinfo.output_scanline * w * 3;
 		JSAMPROW rows[1];
-		rows[0] = row;
+		rows[0] = ncomp == 3 ? o : row; /* RGB comes out as it is kept */
 		if (jpeg_read_scanlines(&cinfo, rows, 1) != 1) {
 			snprintf(fail.msg, sizeof(fail.msg), "no more rows after row %u", (unsigned)cinfo.output_scanline);
 			longjmp(fail.jump, 1);
@@ -175,7 +175,7 @@ int vt_jpeg_decode(const void *data, size_t len, const char *name, int size, uns
 			if (ncomp == 1) {
 				o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = p[0];
 			} else if (ncomp == 3) {
-				memcpy(o + 3 * x, p, 3);
+				break;
 			} else { /* inverted CMYK, then convert('RGB') */
 				int k = p[3], c;
 				for (c = 0; c < 3; c++) {

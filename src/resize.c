@@ -82,34 +82,59 @@ static unsigned char fix_to_u8(int32_t acc)
 	return (unsigned char)(acc < 0 ? 0 : acc > 255 ? 255 : acc);
 }
 
-/* One pass along x (horizontal) or y over an RGB image of w x h pixels; the output has
- * out_len samples along that axis. */
-static void resample_pass(const unsigned char *src, size_t w, size_t h, int horizontal, const struct taps *t,
-			  size_t out_len, unsigned char *dst)
+/* The horizontal pass: h rows of w RGB pixels to h rows of t's output width. */
+static void pass_h(const unsigned char *src, size_t w, size_t h, const struct taps *t, size_t ow,
+		   unsigned char *dst)
 {
-	size_t ow = horizontal ? out_len : w, oh = horizontal ? h : out_len, x, y;
-	int c, j;
+	size_t x, y;
+	int j;
 
-	for (y = 0; y < oh; y++)
-		for (x = 0; x < ow; x++) {
-			size_t o = horizontal ? x : y;
-			const int32_t *wt = t->w + o * (size_t)t->n;
-			for (c = 0; c < 3; c++) {
-				int32_t acc = 1 << (FIX_BITS - 1);
-				for (j = 0; j < t->count[o]; j++) {
-					size_t s = (size_t)(t->first[o] + j);
-					size_t at = horizontal ? (y * w + s) * 3 : (s * w + x) * 3;
-					acc += src[at + (size_t)c] * wt[j];
-				}
-				dst[(y * ow + x) * 3 + (size_t)c] = fix_to_u8(acc);
+	for (y = 0; y < h; y++) {
+		const unsigned char *row = src + y * w * 3;
+		unsigned char *o = dst + y * ow * 3;
+		for (x = 0; x < ow; x++, o += 3) {
+			const int32_t *wt = t->w + x * (size_t)t->n;
+			const unsigned char *p = row + (size_t)t->first[x] * 3;
+			int32_t r = 1 << (FIX_BITS - 1), g = r, b = r;
+			for (j = 0; j < t->count[x]; j++, p += 3) {
+				r += p[0] * wt[j];
+				g += p[1] * wt[j];
+				b += p[2] * wt[j];
 			}
+			o[0] = fix_to_u8(r);
+			o[1] = fix_to_u8(g);
+			o[2] = fix_to_u8(b);
 		}
+	}
+}
+
+/* The vertical pass: h rows of w RGB pixels to t's output height; acc holds a row of sums. */
+static void pass_v(const unsigned char *src, size_t w, const struct taps *t, size_t oh, int32_t *acc,
+		   unsigned char *dst)
+{
+	size_t y, i, rowlen = w * 3;
+	int j;
+
+	for (y = 0; y < oh; y++) {
+		const int32_t *wt = t->w + y * (size_t)t->n;
+		for (i = 0; i < rowlen; i++)
+			acc[i] = 1 << (FIX_BITS - 1);
+		for (j = 0; j < t->count[y]; j++) { /* row by row: the inner loop runs over contiguous bytes */
+			const unsigned char *p = src + (size_t)(t->first[y] + j) * rowlen;
+			int32_t k = wt[j];
+			for (i = 0; i < rowlen; i++)
+				acc[i] += p[i] * k;
+		}
+		for (i = 0; i < rowlen; i++)
+			dst[y * rowlen + i] = fix_to_u8(acc[i]);
+	}
 }
 
 int vt_image_resize(const unsigned char *rgb, int w, int h, int size, unsigned char *chw, struct vt_err *err)
 {
 	size_t n = (size_t)size, x, y;
 	unsigned char *tmp = NULL, *out = NULL;
+	int32_t *acc = NULL;
 	const unsigned char *res = rgb;
 	struct taps tx, ty;
 	int c, rc = 0;
@@ -122,14 +147,14 @@ int vt_image_resize(const unsigned char *rgb, int w, int h, int size, unsigned c
 		if (taps_make(&tx, w, size) || !(tmp = malloc(n * (size_t)h * 3)))
 			rc = -1;
 		else
-			resample_pass(rgb, (size_t)w, (size_t)h, 1, &tx, n, tmp);
+			pass_h(rgb, (size_t)w, (size_t)h, &tx, n, tmp);
 		res = tmp;
 	}
 	if (rc == 0 && (size_t)h != n) {
-		if (taps_make(&ty, h, size) || !(out = malloc(n * n * 3)))
+		if (taps_make(&ty, h, size) || !(out = malloc(n * n * 3)) || !(acc = malloc(n * 3 * sizeof(*acc))))
 			rc = -1;
 		else
-			resample_pass(res, n, (size_t)h, 0, &ty, n, out);
+			pass_v(res, n, &ty, n, acc, out);
 		res = out;
 	}
 	if (rc == 0)
@@ -141,6 +166,7 @@ int vt_image_resize(const unsigned char *rgb, int w, int h, int size, unsigned c
 	taps_free(&ty);
 	free(tmp);
 	free(out);
+	free(acc);
 	if (rc)
 		return vt_err_set(err, VT_ENOMEM, "out of memory resizing %dx%d to %dx%d", w, h, size, size);
 	return 0;
