@@ -62,6 +62,8 @@ static void on_error_exit(j_common_ptr cinfo)
 
 	if (cinfo->err->msg_code == JERR_OUT_OF_MEMORY)
 		f->code = VT_ENOMEM;
+	else if (cinfo->err->msg_code == JERR_BAD_PRECISION || cinfo->err->msg_code == JERR_SOF_UNSUPPORTED)
+		f->code = VT_EUNSUPPORTED; /* 12-bit, lossless: valid files, which PIL refuses too */
 	fail_now(cinfo);
 }
 

@@ -16,8 +16,8 @@ set -eu
 ROOT=${VGGTL_TORCH26_ROOT:-/var/cache/vggtl/trixie-torch26}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # libopenblas0-openmp: without it torch falls back to the reference BLAS (ten times slower), as
-# on the host
-PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,zlib1g
+# on the host; libjpeg62-turbo and libarchive13t64: vggtl links them (JPEG decoding, dataset archives)
+PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,libjpeg62-turbo,libarchive13t64,zlib1g
 
 die() {
 	echo "torch26-root: $*" >&2
