@@ -1,4 +1,4 @@
-/* test_data.c - the data module (src/data.c, src/data_png.c).
+/* test_data.c - the data module (src/data.c, data_png.c, data_jpeg.c, data_archive.c, resize.c).
  *
  * CIFAR-10: the python fixtures (tests/fixtures/cifar-py, made with numpy by
  * tests/fixtures/make_cifar_py.py), the binary version of the same images written here, and
@@ -9,7 +9,10 @@
  * here with libpng against known values; files made by PIL (tests/fixtures/make_png.py)
  * against the bytes PIL's convert('RGB') + resize((32, 32), BILINEAR) gave; refusals.  Batches: ToTensor and Normalize
  * against values computed once with torchvision, RandomCrop + RandomHorizontalFlip against an
- * explicit pad-crop-flip.  And the bundled sample in data/ loads.
+ * explicit pad-crop-flip.  JPEGs written here with libjpeg: every prefix a clean error or the
+ * whole image, greyscale to three planes; image trees in tar archives: order, class names,
+ * refusals (a climbing name, a 300 MB claim, a truncated member).  PIL's and torchvision's
+ * side of JPEGs and archives is tests/test_images.py.  And the bundled sample in data/ loads.
  * Scratch files go to a fresh /tmp/vt_data_XXXXXX, removed at the end unless VT_TEST_KEEP
  * is set.  Run from the repository root (fixture paths are relative).
  */
