@@ -14,7 +14,7 @@ CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Iinclude
-LDLIBS  += -lpng -lz -lcjson -lm -ldl
+LDLIBS  += -lpng -ljpeg -larchive -lz -lcjson -lm -ldl
 # The shim is the only C++; it links Debian's libtorch-dev, or the libtorch in LIBTORCH
 # (a folder with include/ and lib/, e.g. a pip torch's site-packages/torch for CUDA).
 CXX     ?= g++
@@ -50,7 +50,8 @@ BUILD   = build
 endif
 
 LIB_SRC = src/version.c src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
-          src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/plot.c \
+          src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/data_jpeg.c \
+          src/data_archive.c src/image.c src/resize.c src/plot.c \
           src/shim_load.c src/net.c src/train.c src/fit.c src/dist.c src/ckpt.c
 CMD_SRC = src/main.c src/opts.c src/source.c src/cmd_load.c src/cmd_extend.c src/cmd_save_full.c \
           src/cmd_save_weights.c src/cmd_verify.c src/cmd_scan.c src/cmd_train.c src/cmd_eval.c src/cmd_predict.c \
@@ -59,11 +60,13 @@ LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
 UNIT    = test_zip test_pickle test_pth test_model test_module test_data test_plot test_safetensors
 UNIT_BIN = $(UNIT:%=$(BUILD)/tests/%)
+# helpers the Python tests run (not tests themselves: tests/run.sh runs test_* only)
+TEST_TOOLS = $(BUILD)/tests/dump_tensors
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz_zip fuzz_pickle fuzz_pth fuzz_scan fuzz_data fuzz_safetensors
 
-.PHONY: all test test-large demo bench deps clean fuzz print-lib-src lib man install uninstall
+.PHONY: all test test-large demo bench bench-images deps clean fuzz print-lib-src lib man install uninstall
 
 all: $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
 
@@ -124,10 +127,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard include/*.h) $(wildcard src/*.h)
 # symbols outside vt_* (the internal helpers) stay hidden: src/libvggtl.map
 $(BUILD)/libvggtl.so.$(SOMAJOR): $(PIC_OBJ) src/libvggtl.map
 	$(CC) -shared -Wl,-soname,libvggtl.so.$(SOMAJOR) -Wl,--version-script=src/libvggtl.map $(LDFLAGS) \
-		-o $@ $(PIC_OBJ) -lpng -lz -lm -ldl
+		-o $@ $(PIC_OBJ) -lpng -ljpeg -larchive -lz -lm -ldl
 
 $(BUILD)/vggtl.pc: Makefile include/vggtl.h
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl\nCflags: -I$${includedir}\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng libjpeg libarchive zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl\nCflags: -I$${includedir}\n' \
 		'$(PREFIX)' 'read and write PyTorch .pth and safetensors files from C, without Python' '$(VERSION)' >$@
 
 # man pages from the same usage texts and option tables that -h prints
@@ -168,7 +171,7 @@ deps:
 
 # deps first: the compiler needs the packages' headers
 test: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN)
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(UNIT_BIN) $(TEST_TOOLS)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run.sh
 
 # opt-in: files over 4 GiB (zip64), about 10 GB of disk and memory, a few minutes; and the
@@ -183,8 +186,16 @@ demo: deps
 	sh tools/demo.sh $(BUILD)/vggtl
 
 bench: deps
-	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so
+	$(MAKE) --no-print-directory $(BUILD)/vggtl $(BUILD)/libvggtl_shim.so $(BUILD)/tools/bench_images
 	PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
+
+# the image-loading row of make bench alone (a minute or two, against the full bench's 15)
+bench-images: $(BUILD)/vggtl $(BUILD)/tools/bench_images
+	BENCH_ONLY=images PYTHON=$(PYTHON) sh tools/bench.sh $(BUILD)/vggtl
+
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libvt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -Wno-missing-prototypes $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvt.a $(LDLIBS)
 
 # libFuzzer targets (clang): built into build/fuzz/, each run FUZZ_SECONDS on a scratch
 # corpus build/fuzz/corpus-NAME seeded from tests/fixtures/ (tools/fuzz.sh)

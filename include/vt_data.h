@@ -1,6 +1,7 @@
 /* vt_data.h - image classification data: CIFAR-10 (binary and python versions, their folders
- * or their .tar.gz archives as downloaded) and ImageFolder trees of PNG files, turned into
- * float batches with torchvision's transforms.
+ * or their .tar.gz archives as downloaded) and ImageFolder trees of PNG and JPEG files, as
+ * folders or inside .zip/.tar/.tar.gz/.tgz/.tar.xz archives, turned into float batches with
+ * torchvision's transforms (Resize((S, S)) on PIL images, ToTensor, Normalize).
  *
  * A dataset is held whole in memory as uint8 CHW planes (CIFAR-10's own layout): 50000
  * CIFAR images are 150 MB.  Nothing is downloaded.
@@ -8,6 +9,7 @@
 #ifndef VT_DATA_H
 #define VT_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vt_err.h"
@@ -26,9 +28,14 @@ struct vt_dataset {
  *  - a folder holding cifar-10-batches-py/ or cifar-10-batches-bin/ (what torchvision's
  *    CIFAR10(root) downloads into), or one of those folders itself;
  *  - cifar-10-python.tar.gz or cifar-10-binary.tar.gz, or a folder holding one of them;
- *  - an ImageFolder tree: path/<split>/<class>/<image>.png, classes sorted by name,
- *    every image resized to size x size (bilinear), grey and RGBA converted to RGB.
- * size is used for PNG trees only (CIFAR is 32x32). Errors name the file and what was wrong. */
+ *  - an ImageFolder tree: path/<split>/<class>/<image>.png|.jpg|.jpeg, classes sorted by
+ *    name, every image converted to RGB as PIL's convert('RGB') does and resized to
+ *    size x size as PIL's resize(BILINEAR) does;
+ *  - a .zip, .tar, .tar.gz, .tgz or .tar.xz archive holding CIFAR-10's batches (in their
+ *    cifar-10-batches-py/ or -bin/ folder) or such a tree (<split>/<class>/... at its root
+ *    or under its one top folder), read as a stream, never unpacked; entries whose names
+ *    escape the archive ("../", absolute) make it an error.
+ * size is used for image trees only (CIFAR is 32x32). Errors name the file and what was wrong. */
 int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int size, struct vt_err *err);
 /* Only the class names (nclasses, class_names; n = 0) of what vt_data_load would load: an
  * image tree's class folders are listed without reading an image; CIFAR sources are read
@@ -36,9 +43,21 @@ int vt_data_load(struct vt_dataset *d, const char *path, const char *split, int 
 int vt_data_load_names(struct vt_dataset *d, const char *path, const char *split, struct vt_err *err);
 void vt_data_release(struct vt_dataset *d);
 
-/* Reads one PNG (any colour type and depth libpng handles) resized to size x size into
- * chw (3 x size x size uint8). */
+/* One image resized to size x size into chw (3 x size x size uint8): a PNG (any colour type
+ * and depth libpng handles) or a JPEG (libjpeg-turbo: baseline, progressive, greyscale,
+ * CMYK), told apart by their first bytes.  name is for messages. */
+int vt_image_load(const char *path, int size, unsigned char *chw, struct vt_err *err);
+int vt_image_decode(const void *data, size_t len, const char *name, int size, unsigned char *chw,
+		    struct vt_err *err);
+/* The same for one format only: a file of another format is an error. */
 int vt_png_load(const char *path, int size, unsigned char *chw, struct vt_err *err);
+int vt_png_decode(const void *data, size_t len, const char *name, int size, unsigned char *chw,
+		  struct vt_err *err);
+int vt_jpeg_decode(const void *data, size_t len, const char *name, int size, unsigned char *chw,
+		   struct vt_err *err);
+/* PIL's Image.resize((size, size), BILINEAR) of h rows of w RGB pixels (rgb, interleaved),
+ * written as 3 planes of size x size into chw. */
+int vt_image_resize(const unsigned char *rgb, int w, int h, int size, unsigned char *chw, struct vt_err *err);
 
 /* torchvision-equivalent transforms for a batch:
  * ToTensor (x / 255), then when augment: RandomCrop(h, padding=4) (zero padding) and

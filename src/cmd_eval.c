@@ -16,11 +16,11 @@ int cmd_eval(int argc, char **argv)
 	long long threads = 0, batch = 128, size = 32;
 	int nargs = 0, json = 0, rc, i;
 	const struct option opts[] = {
-		{ OPT_STRING, "data", 0, &data, NULL, "PATH", "CIFAR-10 or PNG folder (default: the sample in data/)" },
+		{ OPT_STRING, "data", 0, &data, NULL, "PATH", "CIFAR-10, image folder or archive (default: the sample in data/)" },
 		{ OPT_STRING, "split", 0, &split, NULL, "NAME", "test (default) or train" },
 		{ OPT_STRING, "normalize", 0, &normalize, NULL, "NAME", "cifar10 (default), imagenet or none" },
 		{ OPT_INT, "batch-size", 'b', &batch, NULL, "N", "batch size (default 128)" },
-		{ OPT_INT, "image-size", 0, &size, NULL, "N", "PNG folders: resize to N x N (default 32)" },
+		{ OPT_INT, "image-size", 0, &size, NULL, "N", "image folders: resize to N x N (default 32)" },
 		{ OPT_FLAG, "json", 0, &json, NULL, NULL, "print the results as JSON" },
 		COMPUTE_OPTIONS(&device, &threads, &precision),
 		SOURCE_OPTIONS(&s),

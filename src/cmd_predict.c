@@ -1,12 +1,13 @@
-/* cmd_predict.c - vggtl predict: the top classes of PNG images. */
+/* cmd_predict.c - vggtl predict: the top classes of PNG and JPEG images. */
 #include "compute.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: vggtl predict (FILE | --arch NAME) IMAGE.png... [--top K] [--data PATH]\n\n"
-			    "Prints the K most likely classes of each image with their probabilities.\n"
+static const char usage[] = "usage: vggtl predict (FILE | --arch NAME) IMAGE... [--top K] [--data PATH]\n\n"
+			    "Prints the K most likely classes of each image (PNG or JPEG) with their\n"
+			    "probabilities.\n"
 			    "Class names come from the dataset given with --data (default: the sample in\n"
 			    "data/), its test split or else its train split, when it has as many classes as\n"
 			    "the model has outputs.";
@@ -75,7 +76,7 @@ int cmd_predict(int argc, char **argv)
 	if (s.arch)
 		first_image = 0;
 	if (nargs < first_image + 1 || top < 1 || size < 1 || size > 4096) {
-		fprintf(stderr, "vggtl predict: give a model and at least one IMAGE.png (--top and --image-size positive)\n");
+		fprintf(stderr, "vggtl predict: give a model and at least one IMAGE (--top and --image-size positive)\n");
 		return EXIT_USAGE;
 	}
 	model_arg[0] = argv[0];
@@ -106,7 +107,7 @@ int cmd_predict(int argc, char **argv)
 		size_t per = 0;
 		/* the next images that decode, up to a batch; one that does not is reported and skipped */
 		for (; i < nargs && n < batch; i++) {
-			if (vt_png_load(argv[i], (int)size, img.pixels + (size_t)n * per_image, &err)) {
+			if (vt_image_load(argv[i], (int)size, img.pixels + (size_t)n * per_image, &err)) {
 				rc = report(&err);
 				continue;
 			}

@@ -1,4 +1,4 @@
-/* cmd_train.c - vggtl train: fine-tune a model on CIFAR-10 or a PNG folder.
+/* cmd_train.c - vggtl train: fine-tune a model on CIFAR-10 or PNG/JPEG images (folders or archives).
  *
  * Options, progress, metrics, the chart and checkpoints; the run itself is vt_fit
  * (src/fit.c), which also says how resuming replays a run and how ranks share the work.
@@ -18,8 +18,9 @@ static const char usage[] =
 	"usage: vggtl train (FILE | --arch NAME | --resume CKPT) [--data PATH] [-o OUT] [options]\n\n"
 	"Fine-tunes the model with SGD or Adam and cross-entropy, then prints the test accuracy.\n"
 	"--data takes CIFAR-10 as torchvision downloads it (the folder holding cifar-10-batches-py,\n"
-	"or -bin, or their .tar.gz), or an ImageFolder tree of PNGs (PATH/train/<class>/*.png and\n"
-	"PATH/test/...); the default is the small sample in data/.\n"
+	"or -bin, or their .tar.gz), or an ImageFolder tree of PNG and JPEG images\n"
+	"(PATH/train/<class>/*.jpg|png and PATH/test/...), also inside a .zip, .tar, .tar.gz, .tgz\n"
+	"or .tar.xz; the default is the small sample in data/.\n"
 	"Under torchrun --no_python (or any launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and\n"
 	"MASTER_PORT) every rank trains on its share of the data, gradients are averaged over c10d,\n"
 	"and rank 0 prints and writes; --batch-size is per rank.";
@@ -305,7 +306,7 @@ int cmd_train(int argc, char **argv)
 	struct train_opts a = { 0 };
 	int nargs = 0, rc;
 	const struct option opts[] = {
-		{ OPT_STRING, "data", 0, &a.data, NULL, "PATH", "CIFAR-10 or PNG folder (default: the sample in data/)" },
+		{ OPT_STRING, "data", 0, &a.data, NULL, "PATH", "CIFAR-10, image folder or archive (default: the sample in data/)" },
 		{ OPT_STRING, "output", 'o', &a.out, NULL, "OUT", "write the trained model here" },
 		{ OPT_STRING, "style", 0, &a.style, NULL, "full|weights", "form of OUT (default full)" },
 		{ OPT_INT, "epochs", 0, &a.epochs, NULL, "N", "epochs (default 5)" },
@@ -320,7 +321,7 @@ int cmd_train(int argc, char **argv)
 		{ OPT_STRING, "freeze", 0, &a.freeze, NULL, "features", "train the classifier only" },
 		{ OPT_FLAG, "no-augment", 0, &a.no_augment, NULL, NULL, "no random crop / flip" },
 		{ OPT_STRING, "normalize", 0, &a.normalize, NULL, "NAME", "cifar10 (default), imagenet or none" },
-		{ OPT_INT, "image-size", 0, &a.size, NULL, "N", "PNG folders: resize to N x N (default 32)" },
+		{ OPT_INT, "image-size", 0, &a.size, NULL, "N", "image folders: resize to N x N (default 32)" },
 		{ OPT_INT, "limit", 0, &a.limit, NULL, "N", "train on the first N images only" },
 		{ OPT_STRING, "checkpoint-dir", 0, &a.ckpt_dir, NULL, "DIR", "write DIR/epoch_N.pth after each epoch" },
 		{ OPT_STRING, "resume", 0, &a.resume, NULL, "CKPT", "continue from an epoch checkpoint" },

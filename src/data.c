@@ -1,6 +1,8 @@
 /* data.c - image classification data (see include/vt_data.h): CIFAR-10 in its binary and
  * python versions, as folders or as the .tar.gz archives the Toronto page serves; ImageFolder
- * trees of PNG files (decoding in data_png.c); torchvision's transforms for batches.
+ * trees of PNG and JPEG files, as folders or inside archives (decoding in data_png.c and
+ * data_jpeg.c, resizing in resize.c, archives through libarchive in data_archive.c);
+ * torchvision's transforms for batches.
  *
  * Formats (shared/research/anchors.md section 4):
  *  - binary: records of 1 label byte + 3072 pixel bytes (1024 R, then 1024 G, then 1024 B,
@@ -11,18 +13,21 @@
  *    array is rebuilt by the hooks below from numpy.core.multiarray._reconstruct (or
  *    numpy._core.multiarray, numpy 2), numpy.ndarray and numpy.dtype, the only globals allowed;
  *    only C-order uint8 arrays of one or two dimensions are accepted.
- *  - .tar.gz: gzip (concatenated members allowed, CRC checked to the end of the stream)
- *    around a ustar, GNU or pax tar.  The archive is streamed; only the members the split
- *    needs are held in memory, one at a time, then parsed.
- *  - ImageFolder: root/<split>/<class>/[<subfolders>/]<name>.png, classes sorted by byte
- *    value, and a class's images in torchvision's order (folders by path, then file names);
- *    files without an image extension are ignored as torchvision does, other image formats
- *    (.jpg...) are refused rather than silently skipped.
+ *  - archives (.zip, .tar, .tar.gz, .tgz, .tar.xz; see data_archive.c for what is read and
+ *    refused): streamed; only the members the split needs are held in memory, one at a time,
+ *    then parsed or decoded.  CIFAR-10 members are found by their folder name anywhere in the
+ *    archive; otherwise the archive holds an image tree <split>/<class>/... at its root or
+ *    under its one top folder, ordered as the same tree on disk would be.
+ *  - ImageFolder: root/<split>/<class>/[<subfolders>/]<name>.png|.jpg|.jpeg (extensions in
+ *    any case, as torchvision's IMG_EXTENSIONS check), classes sorted by byte value, and a
+ *    class's images in torchvision's order (folders by path, then file names); files without
+ *    an image extension are ignored as torchvision does, other image formats (.bmp, .webp...)
+ *    are refused rather than silently skipped.
  *
  * Train batches are every data_batch_N present, in order of N; test is test_batch.
  * Not supported: CIFAR-100 (two label bytes; fine/coarse labels), numpy pickles written by
  * Python 3 with protocol 2 (bytes through _codecs.encode) or protocol 5 (_frombuffer),
- * uncompressed .tar archives.
+ * class folders straight at an archive's root without a <split>/ folder above them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -37,7 +42,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <zlib.h>
+
+#include "data_archive.h"
 
 /* torchvision's constants, converted double -> float as torch.as_tensor(list) does */
 const float vt_cifar10_mean[3] = { (float)0.4914, (float)0.4822, (float)0.4465 };
@@ -54,9 +60,8 @@ enum {
 	MAX_PARTS = 1000,
 	MAX_IMAGES = 1 << 26,        /* 200 GB of CIFAR: far above anything real */
 	MAX_META = 1 << 20,          /* batches.meta(.txt) */
-	MAX_MEMBER = 256 << 20,      /* one tar member held in memory (a CIFAR batch is 31 MB) */
-	MAX_DRAIN = 16 << 20,        /* bytes inflated after the tar end to reach the gzip CRC */
-	MAX_SIZE = 4096,             /* PNG resize target */
+	MAX_MEMBER = 256 << 20,      /* one archive member held in memory (a CIFAR batch is 31 MB) */
+	MAX_SIZE = 4096,             /* image resize target */
 	MAX_DEPTH = 16,              /* subfolders of a class folder (symlinks are followed) */
 	MAX_DIRS = 1 << 16,          /* subfolders of one class folder, all levels */
 	PAD = 4                      /* RandomCrop padding */
@@ -64,7 +69,8 @@ enum {
 
 static const char not_found_hint[] =
 	"expected cifar-10-batches-py/, cifar-10-batches-bin/, cifar-10-python.tar.gz, "
-	"cifar-10-binary.tar.gz or an image folder <split>/<class>/*.png";
+	"cifar-10-binary.tar.gz, an image folder <split>/<class>/*.png|jpg, or a .zip, .tar, .tar.gz, .tgz "
+	"or .tar.xz archive of either";
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -708,403 +714,7 @@ static int load_cifar_dir(struct vt_dataset *d, const char *dir, enum fmt fmt, c
 	return rc;
 }
 
-/* ---- .tar.gz ---------------------------------------------------------------------------- */
-
-/* A pull reader of the inflated bytes of a gzip file. */
-struct tgz {
-	const struct vt_src *src;
-	uint64_t in_pos;     /* compressed bytes read from src */
-	uint64_t out_total;  /* inflated bytes handed out: offsets in messages */
-	z_stream z;
-	int z_ready;
-	int eof;             /* the last gzip member ended */
-	unsigned char *in, *out;
-	size_t out_pos, out_len;
-};
-
-enum { TGZ_CHUNK = 1 << 16 };
-
-static int tgz_open(struct tgz *t, const struct vt_src *src, struct vt_err *err)
-{
-	unsigned char magic[2];
-
-	memset(t, 0, sizeof(*t));
-	t->src = src;
-	if (src->size < 2 || vt_src_read(src, 0, magic, 2, err) || magic[0] != 0x1f || magic[1] != 0x8b)
-		return vt_err_set(err, VT_EFORMAT, "'%s' is not a gzip file (expected a .tar.gz archive, a "
-				  "CIFAR-10 folder or an image folder)", src->name);
-	t->in = malloc(TGZ_CHUNK);
-	t->out = malloc(TGZ_CHUNK);
-	if (!t->in || !t->out || inflateInit2(&t->z, 16 + MAX_WBITS) != Z_OK)
-		return vt_err_set(err, VT_ENOMEM, "out of memory");
-	t->z_ready = 1;
-	return 0;
-}
-
-static void tgz_close(struct tgz *t)
-{
-	if (t->z_ready)
-		inflateEnd(&t->z);
-	free(t->in);
-	free(t->out);
-	memset(t, 0, sizeof(*t));
-}
-
-/* Inflates more bytes into the empty output window; at the end of the stream sets t->eof. */
-static int tgz_fill(struct tgz *t, struct vt_err *err)
-{
-	t->out_pos = t->out_len = 0;
-	while (t->out_len == 0 && !t->eof) {
-		int zr;
-		if (t->z.avail_in == 0) {
-			uint64_t left = t->src->size - t->in_pos;
-			size_t k = left < TGZ_CHUNK ? (size_t)left : TGZ_CHUNK;
-			int rc;
-			if (k == 0)
-				return vt_err_set(err, VT_EFORMAT, "'%s' is truncated: the gzip stream ends early "
-						  "(after %llu inflated bytes)", t->src->name,
-						  (unsigned long long)t->out_total);
-			if ((rc = vt_src_read(t->src, t->in_pos, t->in, k, err)))
-				return vt_err_prefix(err, "'%s'", t->src->name);
-			t->in_pos += k;
-			t->z.next_in = t->in;
-			t->z.avail_in = (uInt)k;
-		}
-		t->z.next_out = t->out;
-		t->z.avail_out = TGZ_CHUNK;
-		zr = inflate(&t->z, Z_NO_FLUSH);
-		t->out_len = TGZ_CHUNK - t->z.avail_out;
-		if (zr == Z_STREAM_END) {
-			/* another gzip member may follow (gzip files may be concatenated); anything
-			 * else after the end is ignored, as gzip -d does with trailing zeros */
-			unsigned char next[2];
-			uint64_t at = t->in_pos - t->z.avail_in;
-			if (t->src->size - at >= 2 && vt_src_read(t->src, at, next, 2, NULL) == 0 &&
-			    next[0] == 0x1f && next[1] == 0x8b)
-				inflateReset(&t->z);
-			else
-				t->eof = 1;
-		} else if (zr == Z_BUF_ERROR && t->z.avail_in > 0) {
-			return vt_err_set(err, VT_EFORMAT, "'%s' is corrupt: the gzip stream makes no progress",
-					  t->src->name);
-		} else if (zr == Z_MEM_ERROR) {
-			return vt_err_set(err, VT_ENOMEM, "out of memory inflating '%s'", t->src->name);
-		} else if (zr != Z_OK && zr != Z_BUF_ERROR) {
-			return vt_err_set(err, VT_EFORMAT, "'%s' is corrupt: %s near compressed byte %llu",
-					  t->src->name, t->z.msg ? t->z.msg : "bad gzip data",
-					  (unsigned long long)(t->in_pos - t->z.avail_in));
-		}
-	}
-	return 0;
-}
-
-/* Reads exactly n inflated bytes (dst NULL: skips them). *got < n only at a clean end. */
-static int tgz_read(struct tgz *t, void *dst, uint64_t n, uint64_t *got, struct vt_err *err)
-{
-	unsigned char *d = dst;
-	int rc;
-
-	*got = 0;
-	while (*got < n) {
-		size_t k;
-		if (t->out_pos == t->out_len) {
-			if (t->eof)
-				return 0;
-			if ((rc = tgz_fill(t, err)))
-				return rc;
-			continue;
-		}
-		k = t->out_len - t->out_pos;
-		if (k > n - *got)
-			k = (size_t)(n - *got);
-		if (d) {
-			memcpy(d, t->out + t->out_pos, k);
-			d += k;
-		}
-		t->out_pos += k;
-		*got += k;
-		t->out_total += k;
-	}
-	return 0;
-}
-
-static int tgz_need(struct tgz *t, void *dst, uint64_t n, const char *what, struct vt_err *err)
-{
-	uint64_t got;
-	int rc = tgz_read(t, dst, n, &got, err);
-
-	if (rc == 0 && got < n)
-		rc = vt_err_set(err, VT_EFORMAT, "'%s' is truncated: the tar archive ends inside %s "
-				"(inflated byte %llu)", t->src->name, what, (unsigned long long)t->out_total);
-	return rc;
-}
-
-/* A tar number: octal digits (leading spaces, NUL or space terminated), or GNU base-256. */
-static int tar_num(const unsigned char *f, size_t n, uint64_t *v)
-{
-	size_t i = 0;
-
-	*v = 0;
-	if (f[0] & 0x80) {
-		if (f[0] != 0x80)
-			return -1; /* negative, or beyond 2^56 */
-		for (i = 1; i < n; i++) {
-			if (*v >> 55)
-				return -1;
-			*v = (*v << 8) | f[i];
-		}
-		return 0;
-	}
-	while (i < n && f[i] == ' ')
-		i++;
-	for (; i < n && f[i] >= '0' && f[i] <= '7'; i++) {
-		if (*v >> 60)
-			return -1;
-		*v = (*v << 3) | (uint64_t)(f[i] - '0');
-	}
-	for (; i < n; i++)
-		if (f[i] != ' ' && f[i] != '\0')
-			return -1;
-	return 0;
-}
-
-static int tar_checksum_ok(const unsigned char *h)
-{
-	uint64_t want;
-	unsigned long u = 0;
-	long s = 0;
-	int i;
-
-	if (tar_num(h + 148, 8, &want))
-		return 0;
-	for (i = 0; i < 512; i++) {
-		unsigned char c = i >= 148 && i < 156 ? ' ' : h[i];
-		u += c;
-		s += (signed char)c; /* some old tars summed signed chars */
-	}
-	return want == u || (long)want == s;
-}
-
-/* The "path" record of a pax extended header, if any, into name (size bytes). */
-static void pax_path(const char *rec, size_t len, char *name, size_t size)
-{
-	size_t at = 0;
-
-	while (at < len) {
-		size_t rl = 0, i = at;
-		const char *kv;
-		while (i < len && rec[i] >= '0' && rec[i] <= '9') {
-			rl = rl * 10 + (size_t)(rec[i++] - '0');
-			if (rl > len)
-				return;
-		}
-		if (i >= len || rec[i] != ' ' || rl <= i - at || rl > len - at)
-			return; /* malformed: keep the ustar name */
-		kv = rec + i + 1;
-		if ((size_t)(rec + at + rl - kv) > 5 && memcmp(kv, "path=", 5) == 0) {
-			size_t vl = (size_t)(rec + at + rl - 1 - (kv + 5)); /* minus the newline */
-			if (vl < size && !memchr(kv + 5, '\0', vl)) {
-				memcpy(name, kv + 5, vl);
-				name[vl] = '\0';
-			}
-		}
-		at += rl;
-	}
-}
-
-/* Splits a member path into its last two components: "x/cifar-10-batches-py/data_batch_1". */
-static void path_tail(const char *path, const char **dir, size_t *dlen, const char **base)
-{
-	const char *end = path + strlen(path), *b, *d;
-
-	while (end > path && end[-1] == '/')
-		end--;
-	b = end;
-	while (b > path && b[-1] != '/')
-		b--;
-	*base = b;
-	d = b;
-	while (d > path && d[-1] == '/')
-		d--;
-	*dlen = 0;
-	*dir = d;
-	while (d > path && d[-1] != '/')
-		d--;
-	*dlen = (size_t)(*dir - d);
-	*dir = d;
-}
-
-/* Streams the archive in src into L: the split's batches and the class names. */
-static int load_tgz_src(struct loader *L, const struct vt_src *src, struct vt_err *err)
-{
-	struct tgz t;
-	unsigned char h[512];
-	char name[4096 + 1], *buf = NULL;
-	int rc, have_long = 0;
-
-	if ((rc = tgz_open(&t, src, err))) {
-		tgz_close(&t);
-		return rc;
-	}
-	for (;;) {
-		uint64_t size, padded, got;
-		const char *dir, *base;
-		size_t dlen;
-		int kind = MEMBER_SKIP, order = 0;
-		char type;
-
-		if ((rc = tgz_read(&t, h, 512, &got, err)))
-			break;
-		if (got == 0)
-			break; /* the stream ended without the zero blocks: accepted, as tarfile does */
-		if (got < 512) {
-			rc = vt_err_set(err, VT_EFORMAT, "'%s' is truncated: the tar archive ends inside a header",
-					src->name);
-			break;
-		}
-		{
-			int i, zero = 1;
-			for (i = 0; i < 512 && zero; i++)
-				zero = h[i] == 0;
-			if (zero) { /* end of archive: inflate the rest to check the gzip CRC */
-				rc = tgz_read(&t, NULL, MAX_DRAIN, &got, err);
-				break;
-			}
-		}
-		if (!tar_checksum_ok(h) || tar_num(h + 124, 12, &size)) {
-			rc = vt_err_set(err, VT_EFORMAT, "'%s': bad tar header at inflated byte %llu (not a tar "
-					"archive, or corrupt)", src->name, (unsigned long long)(t.out_total - 512));
-			break;
-		}
-		padded = size + (512 - size % 512) % 512;
-		if (padded < size) {
-			rc = vt_err_set(err, VT_EFORMAT, "'%s': tar member of impossible size", src->name);
-			break;
-		}
-		type = (char)h[156];
-		if (type == 'L' || type == 'x') { /* the name of the next member: GNU or pax */
-			size_t keep = size < sizeof(name) - 1 ? (size_t)size : 0;
-			char *rec = keep ? malloc(keep + 1) : NULL;
-			if (keep && !rec) {
-				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
-				break;
-			}
-			if ((rc = tgz_need(&t, rec, keep, "a long name", err)) == 0 &&
-			    (rc = tgz_need(&t, NULL, padded - keep, "a long name", err)) == 0 && keep) {
-				rec[keep] = '\0';
-				if (type == 'L') {
-					memcpy(name, rec, keep + 1); /* NUL-terminated within */
-					have_long = 1;
-				} else {
-					name[0] = '\0';
-					pax_path(rec, keep, name, sizeof(name));
-					have_long = name[0] != '\0';
-				}
-			}
-			free(rec);
-			if (rc)
-				break;
-			continue;
-		}
-		if (!have_long) {
-			size_t pl = 0;
-			if (memcmp(h + 257, "ustar\0", 6) == 0 && h[345]) { /* POSIX only: GNU keeps times there */
-				pl = strnlen((const char *)h + 345, 155);
-				memcpy(name, h + 345, pl);
-				name[pl++] = '/';
-			}
-			memcpy(name + pl, h, strnlen((const char *)h, 100));
-			name[pl + strnlen((const char *)h, 100)] = '\0';
-		}
-		have_long = 0;
-		if (type == '0' || type == '\0' || type == '7') {
-			enum fmt f;
-			path_tail(name, &dir, &dlen, &base);
-			f = dlen == 20 && memcmp(dir, "cifar-10-batches-bin", 20) == 0 ? FMT_BIN :
-			    dlen == 19 && memcmp(dir, "cifar-10-batches-py", 19) == 0 ? FMT_PY : FMT_NONE;
-			if (f != FMT_NONE && (L->fmt == FMT_NONE || L->fmt == f))
-				kind = member_kind(f, L->split, base, &order);
-			if (kind != MEMBER_SKIP)
-				L->fmt = f; /* the first CIFAR member decides; the other version is ignored */
-		}
-		if (kind == MEMBER_SKIP) {
-			if ((rc = tgz_need(&t, NULL, padded, "a member", err)))
-				break;
-			continue;
-		}
-		if (size > MAX_MEMBER) {
-			rc = vt_err_set(err, VT_EFORMAT, "'%s': member '%s' is %llu bytes (at most %d)", src->name,
-					name, (unsigned long long)size, MAX_MEMBER);
-			break;
-		}
-		{
-			/* the buffer grows with what actually inflates, not with what the header claims */
-			size_t have = 0, cap = 0;
-			while (rc == 0 && have < size) {
-				size_t k = (size_t)size - have;
-				if (have == cap) {
-					char *nb;
-					cap = cap ? 2 * cap : 1 << 20;
-					if (cap > size)
-						cap = (size_t)size;
-					if (!(nb = realloc(buf, cap))) {
-						rc = vt_err_set(err, VT_ENOMEM, "out of memory");
-						break;
-					}
-					buf = nb;
-				}
-				if (k > cap - have)
-					k = cap - have;
-				rc = tgz_need(&t, buf + have, k, "a member", err);
-				have += k;
-			}
-			if (rc == 0)
-				rc = tgz_need(&t, NULL, padded - size, "a member", err);
-		}
-		if (rc == 0) {
-			struct vt_src m;
-			char *mname = malloc(strlen(src->name) + strlen(name) + 3);
-			if (!mname) {
-				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
-				break;
-			}
-			sprintf(mname, "%s: %s", src->name, name);
-			vt_src_mem(&m, buf, (size_t)size, mname);
-			rc = add_member(L, kind, order, &m, err);
-			free(mname);
-		}
-		free(buf);
-		buf = NULL;
-		if (rc)
-			break;
-	}
-	free(buf);
-	tgz_close(&t);
-	return rc;
-}
-
-static int load_tgz(struct vt_dataset *d, const char *path, const char *split, struct vt_err *err)
-{
-	struct loader L;
-	struct vt_src src;
-	int rc;
-
-	memset(&L, 0, sizeof(L));
-	L.split = split;
-	if ((rc = vt_src_open(&src, path, err)))
-		return rc;
-	rc = load_tgz_src(&L, &src, err);
-	vt_src_close(&src);
-	if (rc == 0 && L.fmt == FMT_NONE)
-		rc = vt_err_set(err, VT_ENOTFOUND, "'%s' holds no cifar-10-batches-py/ or cifar-10-batches-bin/ "
-				"%s batch", path, split);
-	if (rc == 0)
-		rc = finish(&L, d, path, err);
-	loader_free(&L);
-	return rc;
-}
-
-/* ---- ImageFolder of PNGs ---------------------------------------------------------------- */
+/* ---- ImageFolder of PNGs and JPEGs----------------------------------------------------------- */
 
 /* Entries of dir that are folders (dirs=1) or regular files (dirs=0), symlinks followed,
  * sorted by byte value. */
@@ -1139,13 +749,14 @@ static int has_ext(const char *name, const char *ext)
 	return n > e && strcasecmp(name + n - e, ext) == 0;
 }
 
-/* 1: a PNG; 0: not an image (ignored); -1: an image format vggtl does not read. */
+/* 1: a PNG or JPEG by its extension; 0: not an image (ignored); -1: an image format vggtl
+ * does not read.  The lists are torchvision's IMG_EXTENSIONS, matched without case. */
 static int image_kind(const char *name)
 {
-	static const char *const other[] = { ".jpg", ".jpeg", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp" };
+	static const char *const other[] = { ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp" };
 	size_t i;
 
-	if (has_ext(name, ".png"))
+	if (has_ext(name, ".png") || has_ext(name, ".jpg") || has_ext(name, ".jpeg"))
 		return 1;
 	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++)
 		if (has_ext(name, other[i]))
@@ -1181,7 +792,7 @@ static int list_subdirs(const char *dir, const char *rel, int depth, struct name
 	return rc;
 }
 
-/* The PNGs of a class folder and of its subfolders, as paths relative to it, in
+/* The images of a class folder and of its subfolders, as paths relative to it, in
  * torchvision's order: sorted(os.walk(class_dir, followlinks=True)) sorts the folders by
  * path, then each folder's files are sorted by name. */
 static int class_images(const char *cdir, struct names *out, struct vt_err *err)
@@ -1202,7 +813,7 @@ static int class_images(const char *cdir, struct names *out, struct vt_err *err)
 			int kind = image_kind(all.v[j]);
 			char *r;
 			if (kind < 0) {
-				rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s/%s': only PNG images are supported "
+				rc = vt_err_set(err, VT_EUNSUPPORTED, "'%s/%s': only PNG and JPEG images are supported "
 						"(convert it, or move it out of the folder)", here, all.v[j]);
 			} else if (kind > 0) {
 				r = join(dirs.v[i], all.v[j]);
@@ -1232,7 +843,7 @@ static int load_image_folder(struct vt_dataset *d, const char *root, int size, i
 	if ((rc = list_dir(root, 1, &classes, err)))
 		goto out;
 	if (classes.n == 0) {
-		rc = vt_err_set(err, VT_ENOTFOUND, "no class folder in '%s' (expected %s/<class>/*.png)", root, root);
+		rc = vt_err_set(err, VT_ENOTFOUND, "no class folder in '%s' (expected %s/<class>/*.png|jpg)", root, root);
 		goto out;
 	}
 	if (classes.n > MAX_CLASSES) {
@@ -1259,7 +870,7 @@ static int load_image_folder(struct vt_dataset *d, const char *root, int size, i
 		}
 		rc = class_images(cdir, &files[i], err);
 		if (rc == 0 && files[i].n == 0)
-			rc = vt_err_set(err, VT_ENOTFOUND, "class folder '%s' holds no .png image (nor do its subfolders)",
+			rc = vt_err_set(err, VT_ENOTFOUND, "class folder '%s' holds no image (.png, .jpg, .jpeg), nor do its subfolders",
 					cdir);
 		free(cdir);
 		if (rc)
@@ -1280,7 +891,7 @@ static int load_image_folder(struct vt_dataset *d, const char *root, int size, i
 	for (i = 0; i < classes.n; i++)
 		for (j = 0; j < files[i].n; j++, k++) {
 			char *cdir = join(root, classes.v[i]), *path = cdir ? join(cdir, files[i].v[j]) : NULL;
-			rc = path ? vt_png_load(path, size, d->pixels + k * per, err)
+			rc = path ? vt_image_load(path, size, d->pixels + k * per, err)
 				  : vt_err_set(err, VT_ENOMEM, "out of memory");
 			free(cdir);
 			free(path);
@@ -1306,6 +917,367 @@ out:
 	return rc;
 }
 
+/* ---- archives: CIFAR-10 batches or an image tree, streamed (src/data_archive.c) ----------- */
+
+/* Splits a member path into its last two components: "x/cifar-10-batches-py/data_batch_1". */
+static void path_tail(const char *path, const char **dir, size_t *dlen, const char **base)
+{
+	const char *end = path + strlen(path), *b, *d;
+
+	while (end > path && end[-1] == '/')
+		end--;
+	b = end;
+	while (b > path && b[-1] != '/')
+		b--;
+	*base = b;
+	d = b;
+	while (d > path && d[-1] == '/')
+		d--;
+	*dlen = 0;
+	*dir = d;
+	while (d > path && d[-1] != '/')
+		d--;
+	*dlen = (size_t)(*dir - d);
+	*dir = d;
+}
+
+/* Component i of path (0-based) and its length; NULL past the last one. */
+static const char *component(const char *path, int i, size_t *len)
+{
+	const char *s = path;
+
+	for (; i > 0; i--) {
+		const char *slash = strchr(s, '/');
+		if (!slash)
+			return NULL;
+		s = slash + 1;
+	}
+	*len = strcspn(s, "/");
+	return s;
+}
+
+static int components(const char *path)
+{
+	int n = 1;
+
+	for (; *path; path++)
+		n += *path == '/';
+	return n;
+}
+
+/* An image of an archive's tree, decoded as it streams past.  The tree may stand at the
+ * archive's root (<split>/<class>/...: layout 0) or under its one top folder
+ * (<top>/<split>/<class>/...: layout 1); which one is known at the end. */
+struct arc_image {
+	char *path;            /* the whole member path (owned) */
+	unsigned layouts;      /* bit L: the path fits layout L */
+	size_t seq;            /* order in the archive: of two copies of a path, the later counts */
+	int cls;               /* class index, set at the end */
+	const char *dir, *base;/* in path: the subfolders under the class folder ("" for none) and the name */
+	size_t dlen;
+	unsigned char *pixels; /* 3 x size x size (owned; NULL when only names are wanted) */
+};
+
+struct arc_tree {
+	const char *split;
+	int size, names_only;
+	struct arc_image *v;
+	size_t n, cap;
+	struct names classes[2]; /* class folders seen in each layout (repeats allowed) */
+	char *top;               /* the first component of the first entry (owned) */
+	int one_top;             /* every entry so far lies under top/ */
+};
+
+static void arc_tree_free(struct arc_tree *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->v[i].path);
+		free(t->v[i].pixels);
+	}
+	free(t->v);
+	names_free(&t->classes[0]);
+	names_free(&t->classes[1]);
+	free(t->top);
+}
+
+/* Notes what an entry says about the tree; *image tells whether it is an image of it. */
+static int tree_entry(struct arc_tree *t, const char *path, int type, unsigned *image, const char *where,
+		      struct vt_err *err)
+{
+	size_t len, sl = strlen(t->split);
+	const char *c0 = component(path, 0, &len);
+	int n = components(path), L;
+
+	*image = 0;
+	if (!t->top) {
+		if (!(t->top = dupn(c0, len)))
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		t->one_top = 1;
+	}
+	if (t->one_top && (strlen(t->top) != len || memcmp(t->top, c0, len) != 0 || (n == 1 && type == ARC_FILE)))
+		t->one_top = 0;
+	for (L = 0; L < 2; L++) {
+		const char *sp = component(path, L, &len), *cls;
+		size_t clen;
+		int kind;
+		if (!sp || len != sl || memcmp(sp, t->split, sl) != 0 || !(cls = component(path, L + 1, &clen)))
+			continue;
+		if (type == ARC_FILE && n == L + 2)
+			continue; /* a file beside the class folders: ignored, as ImageFolder ignores it */
+		if (clen > MAX_NAME)
+			return vt_err_set(err, VT_EUNSUPPORTED, "'%s': a class folder name of %zu bytes in '%s'", where,
+					  clen, path);
+		if (names_push(&t->classes[L], cls, clen))
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		if (type != ARC_FILE)
+			continue;
+		kind = image_kind(path);
+		if (kind < 0)
+			return vt_err_set(err, VT_EUNSUPPORTED, "'%s': '%s': only PNG and JPEG images are supported "
+					  "(convert it, or leave it out of the archive)", where, path);
+		if (kind > 0)
+			*image |= 1u << L;
+	}
+	return 0;
+}
+
+static int tree_add(struct arc_tree *t, const char *path, unsigned layouts, const unsigned char *data, size_t len,
+		    const char *name, struct vt_err *err)
+{
+	struct arc_image *im;
+	int rc;
+
+	if (t->n >= MAX_IMAGES)
+		return vt_err_set(err, VT_ENOMEM, "'%s' holds more than %d images", name, MAX_IMAGES);
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? 2 * t->cap : 64;
+		struct arc_image *nv = realloc(t->v, ncap * sizeof(*nv));
+		if (!nv)
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		t->v = nv;
+		t->cap = ncap;
+	}
+	im = &t->v[t->n];
+	memset(im, 0, sizeof(*im));
+	im->layouts = layouts;
+	im->seq = t->n;
+	if (!(im->path = dupn(path, strlen(path))))
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	if (data) {
+		char *mname = malloc(strlen(name) + strlen(path) + 3);
+		if (!(im->pixels = malloc((size_t)3 * (size_t)t->size * (size_t)t->size)) || !mname) {
+			free(mname);
+			free(im->path);
+			free(im->pixels);
+			return vt_err_set(err, VT_ENOMEM, "out of memory");
+		}
+		sprintf(mname, "%s: %s", name, path);
+		rc = vt_image_decode(data, len, mname, t->size, im->pixels, err);
+		free(mname);
+		if (rc) {
+			free(im->path);
+			free(im->pixels);
+			return rc;
+		}
+	}
+	t->n++;
+	return 0;
+}
+
+static int cmp_arc_image(const void *a, const void *b)
+{
+	const struct arc_image *x = a, *y = b;
+	size_t m = x->dlen < y->dlen ? x->dlen : y->dlen;
+	int c;
+
+	if (x->cls != y->cls)
+		return x->cls < y->cls ? -1 : 1;
+	/* torchvision's order: sorted(os.walk(class_dir)) sorts folders by path, then names */
+	if ((c = memcmp(x->dir, y->dir, m)) != 0 || (c = (x->dlen > m) - (y->dlen > m)) != 0)
+		return c;
+	if ((c = strcmp(x->base, y->base)) != 0)
+		return c;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int find_name(const struct names *s, const char *name, size_t len)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) { /* s is sorted */
+		size_t mid = (lo + hi) / 2;
+		int c = strncmp(s->v[mid], name, len);
+		if (c == 0 && s->v[mid][len] != '\0')
+			c = 1;
+		if (c == 0)
+			return (int)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* The dataset the tree's images make: the layout found, classes sorted, images in order. */
+static int tree_finish(struct arc_tree *t, struct vt_dataset *d, const char *name, struct vt_err *err)
+{
+	int L = t->classes[0].n ? 0 : t->one_top && t->classes[1].n ? 1 : -1;
+	struct names *cl;
+	size_t i, j, k, total = 0, per = (size_t)3 * (size_t)t->size * (size_t)t->size;
+
+	memset(d, 0, sizeof(*d));
+	if (L < 0)
+		return vt_err_set(err, VT_ENOTFOUND, "'%s' holds no cifar-10-batches-py/ or cifar-10-batches-bin/ %s batch "
+				  "and no image tree %s/<class>/<image> (at its root or under one top folder)", name,
+				  t->split, t->split);
+	cl = &t->classes[L];
+	qsort(cl->v, cl->n, sizeof(*cl->v), cmp_str);
+	for (i = j = 0; i < cl->n; i++) { /* unique */
+		if (j && strcmp(cl->v[j - 1], cl->v[i]) == 0)
+			free(cl->v[i]);
+		else
+			cl->v[j++] = cl->v[i];
+	}
+	cl->n = j;
+	if (cl->n > MAX_CLASSES)
+		return vt_err_set(err, VT_EUNSUPPORTED, "'%s' has %zu class folders (at most %d)", name, cl->n,
+				  MAX_CLASSES);
+	/* the images of the layout, with their class, subfolders and name */
+	for (i = j = 0; i < t->n; i++) {
+		struct arc_image *im = &t->v[i];
+		size_t clen = 0;
+		const char *c;
+		if (!(im->layouts & (1u << L))) {
+			free(im->path);
+			free(im->pixels);
+			continue;
+		}
+		c = component(im->path, L + 1, &clen);
+		im->cls = find_name(cl, c, clen);
+		im->dir = c + clen + 1;
+		im->base = strrchr(im->path, '/') + 1;
+		im->dlen = im->base > im->dir ? (size_t)(im->base - 1 - im->dir) : 0;
+		t->v[j++] = *im;
+	}
+	t->n = j;
+	if (t->n)
+		qsort(t->v, t->n, sizeof(*t->v), cmp_arc_image);
+	for (i = j = 0; i < t->n; i++) { /* a path stored twice: the later copy, as tar extracts it */
+		if (i + 1 < t->n && t->v[i + 1].cls == t->v[i].cls && strcmp(t->v[i + 1].path, t->v[i].path) == 0) {
+			free(t->v[i].path);
+			free(t->v[i].pixels);
+			continue;
+		}
+		t->v[j++] = t->v[i];
+	}
+	t->n = j;
+	for (i = k = 0; i < cl->n; i++) {
+		size_t here = 0;
+		for (; k < t->n && t->v[k].cls == (int)i; k++)
+			here++;
+		if (here == 0 && !t->names_only)
+			return vt_err_set(err, VT_ENOTFOUND, "'%s': class folder '%s%s%s/%s' holds no image (.png, .jpg, "
+					  ".jpeg), nor do its subfolders", name, L ? t->top : "", L ? "/" : "", t->split,
+					  cl->v[i]);
+		total += here;
+	}
+	d->nclasses = (int)cl->n;
+	d->class_names = cl->v; /* ownership moves */
+	memset(cl, 0, sizeof(*cl));
+	if (t->names_only)
+		return 0;
+	if (total > SIZE_MAX / per || !(d->pixels = malloc(total * per)) ||
+	    !(d->labels = malloc(total * sizeof(*d->labels)))) {
+		vt_data_release(d);
+		return vt_err_set(err, VT_ENOMEM, "out of memory for %zu images of %dx%d", total, t->size, t->size);
+	}
+	for (i = 0; i < t->n; i++) {
+		memcpy(d->pixels + i * per, t->v[i].pixels, per);
+		free(t->v[i].pixels);
+		t->v[i].pixels = NULL;
+		d->labels[i] = t->v[i].cls;
+	}
+	d->n = (int)total;
+	d->h = d->w = t->size;
+	return 0;
+}
+
+/* Streams the archive (path, or the len bytes at data) into d: its CIFAR-10 batches for the
+ * split, else its image tree. */
+static int load_archive(struct vt_dataset *d, const char *path, const void *data, size_t len, const char *split,
+			int size, int names_only, struct vt_err *err)
+{
+	struct loader L;
+	struct arc_tree t;
+	struct arc *a;
+	const char *name;
+	int rc, type;
+
+	memset(d, 0, sizeof(*d));
+	memset(&L, 0, sizeof(L));
+	memset(&t, 0, sizeof(t));
+	L.split = t.split = split;
+	t.size = size;
+	t.names_only = names_only;
+	if (size < 1 || size > MAX_SIZE)
+		return vt_err_set(err, VT_EUSAGE, "image size %d is out of range (1 to %d)", size, MAX_SIZE);
+	if ((rc = arc_open(&a, path, data, len, path, err)))
+		return rc;
+	while ((rc = arc_next(a, &name, &type, err)) == 1) {
+		const char *dir, *base;
+		size_t dlen, n;
+		int kind = MEMBER_SKIP, order = 0;
+		unsigned image = 0;
+		unsigned char *buf;
+		if (type == ARC_FILE) {
+			enum fmt f;
+			path_tail(name, &dir, &dlen, &base);
+			f = dlen == 20 && memcmp(dir, "cifar-10-batches-bin", 20) == 0 ? FMT_BIN :
+			    dlen == 19 && memcmp(dir, "cifar-10-batches-py", 19) == 0 ? FMT_PY : FMT_NONE;
+			if (f != FMT_NONE && (L.fmt == FMT_NONE || L.fmt == f))
+				kind = member_kind(f, split, base, &order);
+			if (kind != MEMBER_SKIP)
+				L.fmt = f; /* the first CIFAR member decides; the other version is ignored */
+		}
+		if (kind == MEMBER_SKIP && L.fmt == FMT_NONE && (rc = tree_entry(&t, name, type, &image, path, err)))
+			break;
+		if (kind == MEMBER_SKIP && (!image || names_only)) {
+			if (image && (rc = tree_add(&t, name, image, NULL, 0, path, err)))
+				break;
+			continue;
+		}
+		if ((rc = arc_read(a, MAX_MEMBER, &buf, &n, err)))
+			break;
+		if (kind != MEMBER_SKIP) {
+			struct vt_src m;
+			char *mname = malloc(strlen(path) + strlen(name) + 3);
+			if (!mname) {
+				free(buf);
+				rc = vt_err_set(err, VT_ENOMEM, "out of memory");
+				break;
+			}
+			sprintf(mname, "%s: %s", path, name);
+			vt_src_mem(&m, buf, n, mname);
+			rc = add_member(&L, kind, order, &m, err);
+			free(mname);
+		} else {
+			rc = tree_add(&t, name, image, buf, n, path, err);
+		}
+		free(buf);
+		if (rc)
+			break;
+	}
+	arc_close(a);
+	if (rc == 0)
+		rc = L.fmt != FMT_NONE ? finish(&L, d, path, err) : tree_finish(&t, d, path, err);
+	loader_free(&L);
+	arc_tree_free(&t);
+	return rc;
+}
+
 /* ---- path resolution -------------------------------------------------------------------- */
 
 static int load_split(struct vt_dataset *d, const char *path, const char *split, int size, int names_only,
@@ -1326,7 +1298,7 @@ static int load_split(struct vt_dataset *d, const char *path, const char *split,
 		return vt_err_set(err, VT_ENOTFOUND, "no CIFAR-10 or image folder found at '%s' (%s; %s)", path,
 				  strerror(errno), not_found_hint);
 	if (S_ISREG(st.st_mode))
-		return load_tgz(d, path, split, err);
+		return load_archive(d, path, NULL, 0, split, size, names_only, err);
 	if (!S_ISDIR(st.st_mode))
 		return vt_err_set(err, VT_ENOTFOUND, "no CIFAR-10 or image folder found at '%s' (%s)", path,
 				  not_found_hint);
@@ -1346,7 +1318,7 @@ static int load_split(struct vt_dataset *d, const char *path, const char *split,
 		if (!(p = join(path, archives[i])))
 			return vt_err_set(err, VT_ENOMEM, "out of memory");
 		if (is_file(p))
-			rc = load_tgz(d, p, split, err);
+			rc = load_archive(d, p, NULL, 0, split, size, names_only, err);
 		free(p);
 	}
 	if (rc <= 0)

@@ -7,17 +7,14 @@
  * as PIL ignores them; trailing chunks after the image data are not read, so a file cut
  * after its pixels loads, as it does in PIL.
  *
- * Resizing to size x size follows PIL's Image.resize(BILINEAR), what torchvision's
- * Resize((size, size)) does to the PIL image ImageFolder loads: an antialiasing bilinear
- * filter in 22-bit fixed point, horizontal pass then vertical (see resize_rgb; equal to PIL's
- * output on the test images, tests/fixtures/png).  Images already at size x size are copied.
+ * The decoded image is resized to size x size by vt_image_resize (src/resize.c: PIL's
+ * Image.resize(BILINEAR), what torchvision's Resize((size, size)) does).
  * Not reproduced: PIL's convert('RGB') of 16-bit grey ("I;16"), which clips values above 255
  * to white; vggtl keeps the high byte, as for every 16-bit sample.
  * Limits: VT_PNG_MAX_PIXELS pixels per image (8192 x 8192 by default).
  */
 #include "vt_data.h"
 
-#include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -64,140 +61,6 @@ static void on_read(png_structp png, png_bytep buf, size_t n)
 		png_error(png, "file ends early (truncated)");
 	memcpy(buf, in->mem + in->pos, n);
 	in->pos += n;
-}
-
-/* ---- resizing: PIL's Image.resize(BILINEAR) ----------------------------------------------
- *
- * The algorithm of Pillow's libImaging/Resample.c, which torchvision's Resize runs on PIL
- * images: a separable triangle filter whose support widens with the reduction factor (so
- * downscaling averages, it does not skip pixels), weights normalised per output sample and
- * held in 22-bit fixed point, a horizontal pass then a vertical one, each rounded to 8 bits.
- * A pass whose size does not change is skipped, as in PIL. */
-
-enum { FIX_BITS = 22 };
-
-struct taps {
-	int n;        /* weights per output sample */
-	int *first;   /* per output sample: the first input sample... */
-	int *count;   /* ...and how many */
-	int32_t *w;   /* out x n fixed-point weights */
-};
-
-static void taps_free(struct taps *t)
-{
-	free(t->first);
-	free(t->count);
-	free(t->w);
-	memset(t, 0, sizeof(*t));
-}
-
-static int taps_make(struct taps *t, int in, int out)
-{
-	double scale = (double)in / out, fscale = scale < 1.0 ? 1.0 : scale;
-	double support = fscale, inv = 1.0 / fscale; /* triangle support 1, widened */
-	double *k;
-	int o, j;
-
-	t->n = (int)ceil(support) * 2 + 1;
-	t->first = malloc((size_t)out * sizeof(*t->first));
-	t->count = malloc((size_t)out * sizeof(*t->count));
-	t->w = malloc((size_t)out * (size_t)t->n * sizeof(*t->w));
-	k = malloc((size_t)t->n * sizeof(*k));
-	if (!t->first || !t->count || !t->w || !k) {
-		free(k);
-		taps_free(t);
-		return -1;
-	}
-	for (o = 0; o < out; o++) {
-		double center = (o + 0.5) * scale, sum = 0.0;
-		int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
-		if (lo < 0)
-			lo = 0;
-		if (hi > in)
-			hi = in;
-		if (hi - lo > t->n)
-			hi = lo + t->n;
-		for (j = 0; j < hi - lo; j++) {
-			double x = fabs((j + lo - center + 0.5) * inv);
-			k[j] = x < 1.0 ? 1.0 - x : 0.0;
-			sum += k[j];
-		}
-		for (j = 0; j < t->n; j++) {
-			double v = j < hi - lo && sum != 0.0 ? k[j] / sum : 0.0;
-			t->w[(size_t)o * (size_t)t->n + (size_t)j] = (int32_t)(0.5 + v * (1 << FIX_BITS));
-		}
-		t->first[o] = lo;
-		t->count[o] = hi - lo;
-	}
-	free(k);
-	return 0;
-}
-
-static unsigned char fix_to_u8(int32_t acc)
-{
-	acc >>= FIX_BITS;
-	return (unsigned char)(acc < 0 ? 0 : acc > 255 ? 255 : acc);
-}
-
-/* One pass along x (horizontal) or y over an RGB image of w x h pixels; the output has
- * t->count entries along that axis. */
-static void resample_pass(const unsigned char *src, size_t w, size_t h, int horizontal, const struct taps *t,
-			  size_t out_len, unsigned char *dst)
-{
-	size_t ow = horizontal ? out_len : w, oh = horizontal ? h : out_len, x, y;
-	int c, j;
-
-	for (y = 0; y < oh; y++)
-		for (x = 0; x < ow; x++) {
-			size_t o = horizontal ? x : y;
-			const int32_t *wt = t->w + o * (size_t)t->n;
-			for (c = 0; c < 3; c++) {
-				int32_t acc = 1 << (FIX_BITS - 1);
-				for (j = 0; j < t->count[o]; j++) {
-					size_t s = (size_t)(t->first[o] + j);
-					size_t at = horizontal ? (y * w + s) * 3 : (s * w + x) * 3;
-					acc += src[at + (size_t)c] * wt[j];
-				}
-				dst[(y * ow + x) * 3 + (size_t)c] = fix_to_u8(acc);
-			}
-		}
-}
-
-/* src: h rows of w RGB pixels; chw: 3 planes of size x size. */
-static int resize_rgb(const unsigned char *src, size_t w, size_t h, unsigned char *chw, int size)
-{
-	size_t n = (size_t)size, x, y;
-	unsigned char *tmp = NULL, *out = NULL;
-	const unsigned char *res = src;
-	struct taps tx, ty;
-	int c, rc = 0;
-
-	memset(&tx, 0, sizeof(tx));
-	memset(&ty, 0, sizeof(ty));
-	if (w != n) {
-		if (taps_make(&tx, (int)w, size) || !(tmp = malloc(n * h * 3)))
-			rc = -1;
-		else
-			resample_pass(src, w, h, 1, &tx, n, tmp);
-		res = tmp;
-	}
-	if (rc == 0 && h != n) {
-		if (taps_make(&ty, (int)h, size) || !(out = malloc(n * n * 3)))
-			rc = -1;
-		else
-			resample_pass(res, n, h, 0, &ty, n, out);
-		res = out;
-	}
-	if (rc == 0)
-		for (c = 0; c < 3; c++)
-			for (y = 0; y < n; y++)
-				for (x = 0; x < n; x++)
-					chw[(size_t)c * n * n + y * n + x] = res[(y * n + x) * 3 + (size_t)c];
-	taps_free(&tx);
-	taps_free(&ty);
-	free(tmp);
-	free(out);
-	return rc;
 }
 
 /* Decodes the PNG that in reads; name is for messages. */
@@ -271,10 +134,9 @@ static int png_decode(struct png_in *in, const char *name, int size, unsigned ch
 	png_read_image(png, rows);
 	png_destroy_read_struct(&png, &info, NULL);
 	free(rows);
-	if (resize_rgb(img, w, h, chw, size)) {
+	if (vt_image_resize(img, (int)w, (int)h, size, chw, err)) {
 		free(img);
-		return vt_err_set(err, VT_ENOMEM, "'%s': out of memory resizing %ux%u to %dx%d", name,
-				  (unsigned)w, (unsigned)h, size, size);
+		return vt_err_prefix(err, "'%s'", name);
 	}
 	free(img);
 	return 0;
@@ -292,4 +154,14 @@ int vt_png_load(const char *path, int size, unsigned char *chw, struct vt_err *e
 	rc = png_decode(&in, path, size, chw, err);
 	fclose(in.f);
 	return rc;
+}
+
+int vt_png_decode(const void *data, size_t len, const char *name, int size, unsigned char *chw, struct vt_err *err)
+{
+	struct png_in in;
+
+	memset(&in, 0, sizeof(in));
+	in.mem = data;
+	in.len = len;
+	return png_decode(&in, name, size, chw, err);
 }

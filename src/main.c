@@ -14,9 +14,9 @@ static const struct {
 	{ "extend", cmd_extend, "add a Linear layer to the classifier, or replace the last one" },
 	{ "save-full", cmd_save_full, "write the whole-model form (torch.save(model))" },
 	{ "save-weights", cmd_save_weights, "write the state_dict form (torch.save(model.state_dict()))" },
-	{ "train", cmd_train, "fine-tune on CIFAR-10 or a PNG folder (libtorch, CPU or CUDA)" },
+	{ "train", cmd_train, "fine-tune on CIFAR-10 or images (folders, archives; libtorch, CPU or CUDA)" },
 	{ "eval", cmd_eval, "loss, accuracy and per-class accuracy on a test set" },
-	{ "predict", cmd_predict, "top classes of PNG images" },
+	{ "predict", cmd_predict, "top classes of PNG and JPEG images" },
 	{ "verify", cmd_verify, "check every CRC and every tensor's bounds in a .pth file" },
 	{ "scan", cmd_scan, "list every global and call a file's pickles hold; flag the dangerous" },
 };

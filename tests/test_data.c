@@ -1,4 +1,4 @@
-/* test_data.c - the data module (src/data.c, src/data_png.c).
+/* test_data.c - the data module (src/data.c, data_png.c, data_jpeg.c, data_archive.c, resize.c).
  *
  * CIFAR-10: the python fixtures (tests/fixtures/cifar-py, made with numpy by
  * tests/fixtures/make_cifar_py.py), the binary version of the same images written here, and
@@ -9,7 +9,10 @@
  * here with libpng against known values; files made by PIL (tests/fixtures/make_png.py)
  * against the bytes PIL's convert('RGB') + resize((32, 32), BILINEAR) gave; refusals.  Batches: ToTensor and Normalize
  * against values computed once with torchvision, RandomCrop + RandomHorizontalFlip against an
- * explicit pad-crop-flip.  And the bundled sample in data/ loads.
+ * explicit pad-crop-flip.  JPEGs written here with libjpeg: every prefix a clean error or the
+ * whole image, greyscale to three planes; image trees in tar archives: order, class names,
+ * refusals (a climbing name, a 300 MB claim, a truncated member).  PIL's and torchvision's
+ * side of JPEGs and archives is tests/test_images.py.  And the bundled sample in data/ loads.
  * Scratch files go to a fresh /tmp/vt_data_XXXXXX, removed at the end unless VT_TEST_KEEP
  * is set.  Run from the repository root (fixture paths are relative).
  */
@@ -25,6 +28,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include <jpeglib.h>
 
 #include "harness.h"
 #include "vt_data.h"
@@ -273,7 +278,7 @@ static void test_cifar_formats(void)
 	check_fail(path_of("empty"), "train", VT_ENOTFOUND, "no CIFAR-10 or image folder found at", "expected",
 		   "an empty folder");
 	check_fail("tests/fixtures/cifar-py", "val", VT_EUSAGE, "split must be 'train' or 'test'", NULL, "a bad split");
-	check_fail("tests/fixtures/make_cifar_py.py", "train", VT_EFORMAT, "is not a gzip file", NULL,
+	check_fail("tests/fixtures/make_cifar_py.py", "train", VT_EFORMAT, "is not a zip, tar, tar.gz, tgz or tar.xz archive", NULL,
 		   "a file that is not an archive");
 
 	/* a pickle that would run os.system in Python */
@@ -431,7 +436,7 @@ static void test_archives(void)
 	b.n = 0;
 	tar_add(&b, "cifar-10-batches-bin/data_batch_1.bin", '0', rec, sizeof(rec), 1, 0);
 	write_gz(path_of("t3.tar.gz"), &b);
-	check_fail(path_of("t3.tar.gz"), "train", VT_EFORMAT, "bad tar header at inflated byte 0", "t3.tar.gz",
+	check_fail(path_of("t3.tar.gz"), "train", VT_EFORMAT, "is not a zip, tar, tar.gz, tgz or tar.xz archive", "t3.tar.gz",
 		   "a tar header with a bad checksum");
 	b.n = 0;
 	tar_add(&b, "other/data_batch_1.bin", '0', rec, sizeof(rec), 0, 0);
@@ -442,7 +447,7 @@ static void test_archives(void)
 	b.n = 0;
 	tar_add(&b, "cifar-10-batches-bin/data_batch_1.bin", '0', rec, sizeof(rec), 0, 100000);
 	write_gz(path_of("t5.tar.gz"), &b);
-	check_fail(path_of("t5.tar.gz"), "train", VT_EFORMAT, "the tar archive ends inside a member", NULL,
+	check_fail(path_of("t5.tar.gz"), "train", VT_EFORMAT, "Truncated tar archive", "cifar-10-batches-bin/data_batch_1.bin",
 		   "a member longer than the archive");
 	/* a corrupt byte in the deflate data */
 	{
@@ -520,6 +525,140 @@ static void test_truncation(void)
 	mkdirs("sweep/bin");
 	sweep(path_of("bin/cifar-10-batches-bin/data_batch_1.bin"), "sweep/bin/data_batch_1.bin", "sweep/bin", "train",
 	      whole_records, "binary batch (whole records excepted)");
+}
+
+/* ---- JPEG (PIL's side is tests/test_images.py) ------------------------------------------- */
+
+/* A w x h JPEG of a gradient, written with libjpeg: 1 or 3 components, progressive or not. */
+static unsigned char *make_jpeg(int w, int h, int comps, int progressive, unsigned long *len)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	unsigned char *out = NULL, *row = malloc((size_t)w * (size_t)comps);
+	int x;
+
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	*len = 0;
+	jpeg_mem_dest(&c, &out, len);
+	c.image_width = (JDIMENSION)w;
+	c.image_height = (JDIMENSION)h;
+	c.input_components = comps;
+	c.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 90, TRUE);
+	if (progressive)
+		jpeg_simple_progression(&c);
+	jpeg_start_compress(&c, TRUE);
+	while (c.next_scanline < c.image_height) {
+		JSAMPROW r[1] = { row };
+		for (x = 0; x < w * comps; x++)
+			row[x] = (unsigned char)(x * 5 + (int)c.next_scanline * 3);
+		jpeg_write_scanlines(&c, r, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	return out;
+}
+
+static void test_jpeg(void)
+{
+	static unsigned char full[3 * 16 * 16], chw[3 * 16 * 16];
+	int prog;
+
+	for (prog = 0; prog < 2; prog++) {
+		unsigned long n;
+		unsigned char *p = make_jpeg(40, 24, 3, prog, &n);
+		struct vt_err err = { 0 };
+		size_t len, bad = 0, whole = 0;
+		int rc = vt_jpeg_decode(p, n, "x.jpg", 16, full, &err);
+		CHECK(rc == 0, "a %s JPEG decodes (rc %d: %s)", prog ? "progressive" : "baseline", rc, err.msg);
+		for (len = 0; len < n; len++) {
+			rc = vt_image_decode(p, len, "cut.jpg", 16, chw, &err);
+			if (rc == 0)
+				whole++;
+			if ((rc != 0 && (rc != VT_EFORMAT || !has(&err, "cut.jpg"))) || (rc == 0 && memcmp(chw, full, sizeof(full))))
+				if (bad++ < 3)
+					printf("# prefix of %zu bytes: rc %d (%s)\n", len, rc, err.msg);
+		}
+		CHECK(bad == 0 && whole <= 2, "every prefix of a %s JPEG of %lu bytes: a clean error naming it, or "
+		      "the whole image when only the end marker is cut (%zu did not, %zu whole)",
+		      prog ? "progressive" : "baseline", n, bad, whole);
+		free(p);
+	}
+	{
+		unsigned long n;
+		unsigned char *p = make_jpeg(9, 5, 1, 0, &n);
+		struct vt_err err = { 0 };
+		int rc = vt_jpeg_decode(p, n, "g.jpg", 9, chw, &err), same = rc == 0, i;
+		for (i = 0; same && i < 9 * 9; i++)
+			same = chw[i] == chw[81 + i] && chw[i] == chw[162 + i];
+		CHECK(same, "a greyscale JPEG becomes three equal planes (rc %d: %s)", rc, err.msg);
+		rc = vt_png_decode(p, n, "g.jpg", 9, chw, &err);
+		CHECK(rc == VT_EFORMAT && has(&err, "is not a PNG file"), "vt_png_decode refuses a JPEG: %s", err.msg);
+		free(p);
+	}
+}
+
+/* ---- image trees in archives (the full comparison with torchvision: tests/test_images.py) -- */
+
+static void test_image_archives(void)
+{
+	struct buf b = { 0 };
+	unsigned long n;
+	unsigned char *jpg = make_jpeg(10, 6, 3, 0, &n);
+	unsigned char zero[1024] = { 0 };
+	struct vt_dataset d;
+	struct vt_err err = { 0 };
+	int rc;
+
+	/* one top folder; the archive's order is not the dataset's; a later copy of a path wins */
+	tar_add(&b, "pets/", '5', NULL, 0, 0, 0);
+	tar_add(&b, "pets/train/dog/b.jpg", '0', jpg, n, 0, 0);
+	tar_add(&b, "pets/train/cat/z.JPEG", '0', jpg, n, 0, 0);
+	tar_add(&b, "pets/train/cat/a/a.jpg", '0', jpg, n, 0, 0);
+	tar_add(&b, "pets/train/dog/b.jpg", '0', jpg, n, 0, 0);
+	tar_add(&b, "pets/train/readme.txt", '0', "x", 1, 0, 0);
+	buf_add(&b, zero, 1024);
+	write_file(path_of("pets.tar"), b.p, b.n);
+	rc = vt_data_load(&d, path_of("pets.tar"), "train", 8, &err);
+	CHECK(rc == 0 && d.n == 3 && d.nclasses == 2 && strcmp(d.class_names[0], "cat") == 0 && d.labels[0] == 0 &&
+	      d.labels[1] == 0 && d.labels[2] == 1 && d.h == 8,
+	      "a tar of pets/train/<class>/...: 3 images, 2 classes in order (rc %d: %s)", rc, rc ? err.msg : "");
+	if (rc == 0)
+		vt_data_release(&d);
+	rc = vt_data_load_names(&d, path_of("pets.tar"), "train", &err);
+	CHECK(rc == 0 && d.n == 0 && d.nclasses == 2 && strcmp(d.class_names[1], "dog") == 0,
+	      "the class names alone (rc %d: %s)", rc, rc ? err.msg : "");
+	if (rc == 0)
+		vt_data_release(&d);
+	check_fail(path_of("pets.tar"), "test", VT_ENOTFOUND, "no image tree test/<class>/<image>", "pets.tar",
+		   "a tar without the split");
+	/* class folders and no image (a fuzzer's find) */
+	b.n = 0;
+	tar_add(&b, "train/cat/", '5', NULL, 0, 0, 0);
+	tar_add(&b, "train/dog/x.txt", '0', "x", 1, 0, 0);
+	write_gz(path_of("empty.tar.gz"), &b);
+	check_fail(path_of("empty.tar.gz"), "train", VT_ENOTFOUND, "class folder 'train/cat' holds no image", NULL,
+		   "an archive whose class folders hold no image");
+	b.n = 0;
+	tar_add(&b, "train/cat/../../x.jpg", '0', jpg, n, 0, 0);
+	write_gz(path_of("dots.tar.gz"), &b);
+	check_fail(path_of("dots.tar.gz"), "train", VT_EUNSAFE, "'train/cat/../../x.jpg' escapes the archive", "dots.tar.gz",
+		   "a member whose name climbs out");
+	b.n = 0;
+	tar_add(&b, "train/cat/big.jpg", '0', jpg, n, 0, (size_t)300 << 20);
+	write_gz(path_of("big.tar.gz"), &b);
+	check_fail(path_of("big.tar.gz"), "train", VT_EUNSUPPORTED, "member 'train/cat/big.jpg' is 314572800 bytes (at most",
+		   NULL, "a member claiming 300 MB");
+	b.n = 0;
+	tar_add(&b, "train/cat/bad.jpg", '0', jpg, n / 2, 0, 0);
+	write_gz(path_of("cutjpg.tar.gz"), &b);
+	check_fail(path_of("cutjpg.tar.gz"), "train", VT_EFORMAT, "cutjpg.tar.gz: train/cat/bad.jpg': corrupt or truncated JPEG",
+		   NULL, "a truncated JPEG inside an archive");
+	free(b.p);
+	free(jpg);
 }
 
 /* ---- PNG ---------------------------------------------------------------------------------- */
@@ -771,8 +910,15 @@ static void test_png(void)
 	mkdirs("jpg/train/x");
 	write_png(path_of("jpg/train/x/a.png"), K_RGB8, 8, 8);
 	write_file(path_of("jpg/train/x/b.JPG"), "\xff\xd8", 2);
-	check_fail(path_of("jpg"), "train", VT_EUNSUPPORTED, "b.JPG': only PNG images are supported", NULL,
-		   "a JPEG in the tree");
+	check_fail(path_of("jpg"), "train", VT_EFORMAT, "b.JPG' is not a PNG or JPEG file", NULL,
+		   "a two-byte .JPG in the tree");
+	write_file(path_of("jpg/train/x/b.JPG"), "\xff\xd8\xff\xe0", 4);
+	check_fail(path_of("jpg"), "train", VT_EFORMAT, "b.JPG': corrupt or truncated JPEG", NULL,
+		   "a .JPG cut after its first marker");
+	remove(path_of("jpg/train/x/b.JPG"));
+	write_file(path_of("jpg/train/x/c.Bmp"), "BM", 2);
+	check_fail(path_of("jpg"), "train", VT_EUNSUPPORTED, "c.Bmp': only PNG and JPEG images are supported", NULL,
+		   "a BMP in the tree");
 	/* images in subfolders of a class folder count, in torchvision's order:
 	 * sorted(os.walk(...)) puts x, x/a, x/a-b, x/a/deep ('-' sorts before '/') */
 	mkdirs("nested/train/x/a/deep");
@@ -815,7 +961,7 @@ static void test_png(void)
 	mkdirs("emptycls/train/y");
 	write_png(path_of("emptycls/train/x/a.png"), K_RGB8, 8, 8);
 	write_file(path_of("emptycls/train/y/readme.txt"), "x", 1);
-	check_fail(path_of("emptycls"), "train", VT_ENOTFOUND, "train/y' holds no .png image", NULL, "an empty class folder");
+	check_fail(path_of("emptycls"), "train", VT_ENOTFOUND, "train/y' holds no image (.png, .jpg, .jpeg)", NULL, "an empty class folder");
 	mkdirs("noclass/test");
 	check_fail(path_of("noclass"), "test", VT_ENOTFOUND, "no class folder in", NULL, "a split without classes");
 	check_fail(path_of("emptycls"), "test", VT_ENOTFOUND, "no CIFAR-10 or image folder found", NULL,
@@ -1000,6 +1146,8 @@ int main(void)
 	test_archives();
 	test_truncation();
 	test_png();
+	test_jpeg();
+	test_image_archives();
 	test_batch();
 	test_sample();
 	if (getenv("VT_TEST_KEEP"))

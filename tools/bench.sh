@@ -11,6 +11,34 @@ D=${BENCH_DIR:-build/bench}
 REPEAT=${REPEAT:-3}
 mkdir -p "$D"
 
+# The image row: decoding and resizing a folder of 1000 JPEGs (500x375, made by PIL once, in
+# $D/jpeg1000) to 224x224, then ToTensor + Normalize, in images/s: vggtl's loader
+# ($BUILD/tools/bench_images, one thread) against torchvision's ImageFolder + DataLoader with
+# the same number of workers (0: the main process loads, as vggtl does), REPEAT runs of each
+# alternating, medians.  BENCH_ONLY=images (or make bench-images) runs this row alone.
+image_row() {
+	B=${BENCH_IMAGES_BIN:-$(dirname "$V")/tools/bench_images}
+	J=$D/jpeg1000
+	[ -d "$J/train" ] || "$PY" tools/make_jpegs.py "$J" 1000
+	vs= ps= i=0
+	while [ $i -lt "$REPEAT" ]; do
+		vs="$vs $("$B" "$J" 224 | sed 's/.*"images_per_s": \([0-9.]*\).*/\1/')"
+		ps="$ps $("$PY" tools/bench_images.py "$J" 224 0 | sed 's/.*"images_per_s": \([0-9.]*\).*/\1/')"
+		i=$((i + 1))
+	done
+	echo "| images: decode + resize to 224x224 + ToTensor/Normalize, 1000 JPEGs, 1 worker | vggtl img/s | torchvision img/s | speed |"
+	echo "|------------------------------------------|----------|----------|---------|"
+	# shellcheck disable=SC2086 # the lists are meant to split
+	printf '%s\n' "$vs" "$ps" | awk -v all="vggtl$vs / torchvision$ps" '
+		function med(s,   n, a, i, j, t) { n = split(s, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t } return a[int((n + 1) / 2)] }
+		NR == 1 { v = med($0) } NR == 2 { p = med($0) }
+		END { printf "| %-40s | %8.1f | %8.1f | %7.2fx |\n", "ImageFolder of 1000 JPEGs at 224x224", v, p, v / p; printf "%s img/s\n", all > "/dev/stderr" }'
+}
+if [ "${BENCH_ONLY:-}" = images ]; then
+	image_row
+	exit 0
+fi
+
 if [ ! -s "$D/vgg16_full.pth" ]; then
 	echo "bench: writing the 553 MB VGG16 checkpoints with Python..." >&2
 	"$PY" - "$D" <<'PYEOF'
@@ -218,5 +246,7 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python; speed and memory against the better torch)"
 	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1"
 fi
+echo
+image_row
 [ "${BENCH_DIST:-1}" = 1 ] && sh tools/bench_dist.sh "$V"
 rm -f "$D"/out_*.pth "$D/t1" "$D/times" "$D/err" "$D/genops_scan.py"

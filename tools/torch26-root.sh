@@ -16,10 +16,10 @@ set -eu
 ROOT=${VGGTL_TORCH26_ROOT:-/var/cache/vggtl/trixie-torch26}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # libopenblas0-openmp: without it torch falls back to the reference BLAS (ten times slower), as
-# on the host
-# libtorch-dev, libgloo-dev, g++, make: tests/test_dist.py builds the shim against torch 2.6
-# there, for torch 2.6's torchrun (a 1.13 TCPStore client cannot talk to a 2.6 store)
-PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,zlib1g,libtorch-dev,libgloo-dev,g++,make
+# on the host; libjpeg62-turbo and libarchive13t64: vggtl links them (JPEG decoding, dataset
+# archives); libtorch-dev, libgloo-dev, g++, make: tests/test_dist.py builds the shim against
+# torch 2.6 there, for torch 2.6's torchrun (a 1.13 TCPStore client cannot talk to a 2.6 store)
+PKGS=python3-torch,python3-torchvision,python3-numpy,libopenblas0-openmp,libcjson1,libpng16-16t64,libjpeg62-turbo,libarchive13t64,zlib1g,libtorch-dev,libgloo-dev,g++,make
 
 die() {
 	echo "torch26-root: $*" >&2
