@@ -21,8 +21,9 @@ config=$(${CXX:-g++} -print-file-name=cmake/Torch/TorchConfig.cmake)
 [ -f "$config" ] || config=/usr/lib/$(${CXX:-g++} -print-multiarch)/cmake/Torch/TorchConfig.cmake
 cp "$config" "$L/share/cmake/Torch/"
 
-# the recipe make would run, as one line
-recipe() { make -s -n -B LIBTORCH="$1" build/libvggtl_shim.so | grep -- '-shared'; }
+# the recipe make would run (compiling each shim/*.cpp, then linking), into a scratch SHIMDIR
+S=$T/shimdir
+recipe() { make -s -n -B LIBTORCH="$1" SHIMDIR="$S" "$S/libvggtl_shim.so" | grep -- '-fPIC\|-shared'; }
 cmd=$(recipe "$L")
 check "the recipe compiles against DIR/include" sh -c 'echo "$1" | grep -q -- "-I$2/include "' sh "$cmd" "$L"
 check "the recipe links DIR/lib with an rpath" sh -c 'echo "$1" | grep -q -- "-Wl,-rpath,$2/lib"' sh "$cmd" "$L"
@@ -40,8 +41,8 @@ check "and -std=c++20 when it asks for C++20" sh -c 'echo "$1" | grep -q -- "-st
 cp "$config" "$L/share/cmake/Torch/"
 
 # build it for real, into the scratch folder, and compute with it
-so=$T/libvggtl_shim.so
-if sh -c "$(echo "$cmd" | sed "s| -o build/libvggtl_shim.so | -o $so |")" >"$T/log" 2>&1; then
+so=$S/libvggtl_shim.so
+if make -s -j2 LIBTORCH="$L" SHIMDIR="$S" "$so" >"$T/log" 2>&1; then
 	ok "the shim builds from DIR"
 else
 	nok "the shim builds from DIR"
