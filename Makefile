@@ -49,7 +49,7 @@ else
 BUILD   = build
 endif
 
-LIB_SRC = src/version.c src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/safetensors.c \
+LIB_SRC = src/version.c src/err.c src/io.c src/zip.c src/pickle.c src/pickle_emit.c src/pth.c src/pth_write.c src/pth_tree.c src/storage.c src/cast.c src/safetensors.c \
           src/sbuf.c src/model.c src/model_repr.c src/module.c src/module_repr.c src/model_write.c src/scan.c src/data.c src/data_png.c src/data_jpeg.c \
           src/data_archive.c src/image.c src/resize.c src/plot.c \
           src/shim_load.c src/net.c src/train.c src/fit.c src/dist.c src/ckpt.c

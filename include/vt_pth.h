@@ -60,7 +60,7 @@ void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size
 struct vt_storage;
 int vt_storage_generate(struct vt_rng *r, const struct vt_storage *s, void *out, size_t n, struct vt_err *err);
 
-enum vt_storage_src { VT_STORAGE_FILE, VT_STORAGE_INIT, VT_STORAGE_MEM };
+enum vt_storage_src { VT_STORAGE_FILE, VT_STORAGE_INIT, VT_STORAGE_MEM, VT_STORAGE_CAST };
 
 struct vt_storage {
 	char *key;               /* key in the source file (opaque string) */
@@ -78,6 +78,8 @@ struct vt_storage {
 	struct vt_init init;
 	/* VT_STORAGE_MEM: numel elements of dtype (owned by whoever made the storage) */
 	void *mem;
+	/* VT_STORAGE_CAST: cast_of's numel elements converted to dtype (vt_cast.h) */
+	const struct vt_storage *cast_of;
 };
 
 struct vt_tensor {
@@ -157,8 +159,15 @@ struct vt_tensor *vt_pk_tensor(const struct vt_pk *v);
 uint64_t vt_tensor_numel(const struct vt_tensor *t);
 /* Bytes a tensor's storage holds. */
 uint64_t vt_storage_nbytes(const struct vt_storage *s);
-/* Reads a whole storage (file, deflated zip record, generator or memory) into a new malloc'ed buffer. */
+/* Reads a whole storage (file, deflated zip record, generator, memory or cast) into a new malloc'ed buffer. */
 int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err);
+/* A consumer of bytes given in chunks; nonzero stops the stream. */
+typedef int (*vt_sink_fn)(void *ctx, const void *p, size_t n, struct vt_err *err);
+/* Gives elements [first, first + count) of a storage to sink in chunks of at most 1 MiB
+ * (memory in one), never holding the storage whole: read from the file, inflated from a
+ * deflated zip record, generated, or converted from its source (VT_STORAGE_CAST). */
+int vt_storage_stream(const struct vt_storage *s, const struct vt_src *src, uint64_t first, uint64_t count,
+		      vt_sink_fn sink, void *ctx, struct vt_err *err);
 /* Gathers a tensor's elements (strides, offset) from its storage bytes as contiguous float32;
  * float64, float16 and bfloat16 are converted. */
 int vt_tensor_to_f32(const struct vt_tensor *t, const void *storage, float *out, struct vt_err *err);

@@ -4,6 +4,7 @@
  * safetensors file; or the same tensors as a safetensors file (OUT.safetensors or
  * --format safetensors), as safetensors.torch.save_file writes them. */
 #include "cmd.h"
+#include "vt_cast.h"
 #include "vt_module.h"
 #include "vt_safetensors.h"
 
@@ -11,7 +12,7 @@
 #include <string.h>
 
 static const char usage[] = "usage: vggtl save-weights (FILE | --arch NAME) -o OUT [--key K] [--add-prefix PREFIX]\n"
-			    "                          [--format pth|safetensors]\n\n"
+			    "                          [--format pth|safetensors] [--dtype float16|bfloat16|float32]\n\n"
 			    "Writes what torch.save(model.state_dict()) writes: it loads with\n"
 			    "torch.load(OUT, weights_only=True) and load_state_dict(..., strict=True).\n"
 			    "Works on any model: a whole model of any class, a state_dict, or either\n"
@@ -24,7 +25,11 @@ static const char usage[] = "usage: vggtl save-weights (FILE | --arch NAME) -o O
 			    "tensors made contiguous, no _metadata versions.  Tensors that share memory\n"
 			    "(tied weights) are refused, as save_file refuses them: one name would be\n"
 			    "dropped and load_state_dict(strict=True) would then fail; clone them or\n"
-			    "write a .pth.  Quantized and complex tensors are refused too.";
+			    "write a .pth.  Quantized and complex tensors are refused too.\n\n"
+			    "--dtype casts every floating-point tensor while it streams, as model.half()\n"
+			    "(or .bfloat16(), .float()) before torch.save would, rounding to nearest-even\n"
+			    "bit for bit as torch's .to(dtype); integer, bool, complex and quantized\n"
+			    "tensors stay as they are, and tied tensors stay tied.";
 
 /* Prepends prefix to every name and metadata prefix ("" becomes the prefix without its dot). */
 static int add_prefix(struct vt_named *t, size_t n, struct vt_meta *meta, size_t nmeta, const char *prefix)
@@ -55,7 +60,24 @@ static int add_prefix(struct vt_named *t, size_t n, struct vt_meta *meta, size_t
 	return 0;
 }
 
-static int save_any(struct source *s, const char *key, const char *out, const char *prefix, int st)
+/* Writes a state_dict as .pth or safetensors, its floating-point tensors cast to dtype (-1: as they are). */
+static int write_state(const struct source *s, const char *out, struct vt_named *t, size_t n, const struct vt_meta *meta,
+		       size_t nmeta, int st, int dtype)
+{
+	struct vt_err err = { 0 };
+	struct vt_cast_set cast = { 0 };
+	int rc = 0;
+
+	if (dtype >= 0)
+		rc = vt_cast_state_dict(t, n, dtype, &cast, &err);
+	if (rc == 0)
+		rc = st ? vt_st_write(out, s->src, t, n, &err) :
+			  vt_pth_write_state_dict(out, s->src, t, n, nmeta ? meta : NULL, nmeta, &err);
+	vt_cast_set_release(&cast);
+	return rc ? report(&err) : EXIT_OK;
+}
+
+static int save_any(struct source *s, const char *key, const char *out, const char *prefix, int st, int dtype)
 {
 	struct vt_err err = { 0 };
 	struct vt_weights w;
@@ -74,28 +96,32 @@ static int save_any(struct source *s, const char *key, const char *out, const ch
 	if (prefix && add_prefix(t, n, meta, nmeta, prefix)) {
 		rc = EXIT_FAIL;
 		fprintf(stderr, "vggtl: out of memory\n");
-	} else if (st ? vt_st_write(out, s->src, t, n, &err) :
-			vt_pth_write_state_dict(out, s->src, t, n, nmeta ? meta : NULL, nmeta, &err)) {
-		rc = report(&err);
+	} else {
+		rc = write_state(s, out, t, n, meta, nmeta, st, dtype);
 	}
 	vt_named_free(t, n);
 	vt_meta_free(meta, nmeta);
 	return rc;
 }
 
-/* A fresh or pretrained VGG (--arch) as safetensors. */
-static int save_model_st(const struct source *s, const char *out, const char *prefix)
+/* A fresh or pretrained VGG (--arch) as safetensors, or cast. */
+static int save_model(const struct source *s, const char *out, const char *prefix, int st, int dtype)
 {
 	struct vt_err err = { 0 };
 	struct vt_named *t = NULL;
-	size_t n = 0;
+	struct vt_meta *meta = NULL;
+	size_t n = 0, nmeta = 0;
 	int rc = check_output(s, out);
 
 	if (rc)
 		return rc;
-	if (vt_model_state_dict(&s->model, prefix, &t, &n, &err) || vt_st_write(out, s->src, t, n, &err))
+	if (vt_model_state_dict(&s->model, prefix, &t, &n, &err) ||
+	    (!st && vt_model_metadata(&s->model, prefix, &meta, &nmeta, &err)))
 		rc = report(&err);
+	else
+		rc = write_state(s, out, t, n, meta, nmeta, st, dtype);
 	vt_named_free(t, n);
+	vt_meta_free(meta, nmeta);
 	return rc;
 }
 
@@ -109,14 +135,16 @@ static int ends_with(const char *s, const char *suffix)
 int cmd_save_weights(int argc, char **argv)
 {
 	struct source s = { 0 };
-	const char *out = NULL, *prefix = NULL, *key = NULL, *format = NULL;
-	int nargs = 0, rc, st;
+	const char *out = NULL, *prefix = NULL, *key = NULL, *format = NULL, *dtype_name = NULL;
+	int nargs = 0, rc, st, dtype = -1;
 	const struct option opts[] = {
 		{ OPT_STRING, "output", 'o', &out, NULL, "OUT", "the file to write (replaced atomically)" },
 		{ OPT_STRING, "key", 0, &key, NULL, "K", "the weights under key K (a dotted path) of a training dict" },
 		{ OPT_STRING, "add-prefix", 0, &prefix, NULL, "PREFIX", "prepend PREFIX to every key, e.g. module." },
 		{ OPT_STRING, "format", 0, &format, NULL, "pth|safetensors",
 		  "the file format (default: safetensors for a .safetensors OUT, else pth)" },
+		{ OPT_STRING, "dtype", 0, &dtype_name, NULL, "float16|bfloat16|float32",
+		  "cast floating-point tensors, as model.half() etc. would (default: as they are)" },
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 	};
@@ -132,6 +160,10 @@ int cmd_save_weights(int argc, char **argv)
 		fprintf(stderr, "vggtl save-weights: unknown --format '%s' (pth or safetensors)\n", format);
 		return EXIT_USAGE;
 	}
+	if (dtype_name && (dtype = vt_cast_dtype(dtype_name)) < 0) {
+		fprintf(stderr, "vggtl save-weights: unknown --dtype '%s' (float16, bfloat16 or float32)\n", dtype_name);
+		return EXIT_USAGE;
+	}
 	st = format ? strcmp(format, "safetensors") == 0 : ends_with(out, ".safetensors");
 	if (s.arch && key) {
 		fprintf(stderr, "vggtl save-weights: --key goes with a FILE\n");
@@ -139,8 +171,8 @@ int cmd_save_weights(int argc, char **argv)
 	}
 	rc = source_open(&s, nargs, argv, 0);
 	if (rc == EXIT_OK)
-		rc = s.has_pth ? save_any(&s, key, out, prefix, st) :
-		     st ? save_model_st(&s, out, prefix) : write_model(&s, out, 0, prefix);
+		rc = s.has_pth ? save_any(&s, key, out, prefix, st, dtype) :
+		     st || dtype >= 0 ? save_model(&s, out, prefix, st, dtype) : write_model(&s, out, 0, prefix);
 	source_close(&s);
 	return rc;
 }

@@ -361,10 +361,15 @@ static int persistent_load(void *ctx, struct vt_unpickler *u, struct vt_pk *pid,
 			return vt_err_set(err, VT_EFORMAT, "storage '%s' is declared twice with different types or sizes", key);
 	} else {
 		uint64_t numel = (uint64_t)it[4]->u.i;
-		if (numel > pth->src.size / (uint64_t)dtypes[dtype].size + 1 && numel > 0)
+		/* a legacy storage lies in the file; a zip record may be deflated, and is checked
+		 * against its declared size below */
+		if (!pth->is_zip && numel > pth->src.size / (uint64_t)dtypes[dtype].size + 1 && numel > 0)
 			return vt_err_set(err, VT_EFORMAT,
 					  "storage '%s' declares %llu elements, more than the %llu-byte file holds",
 					  key, (unsigned long long)numel, (unsigned long long)pth->src.size);
+		if (numel > (uint64_t)INT64_MAX / 16)
+			return vt_err_set(err, VT_EFORMAT, "storage '%s' declares %llu elements", key,
+					  (unsigned long long)numel);
 		s = vt_arena_alloc(&u->arena, sizeof(*s));
 		if (!s)
 			return vt_err_set(err, VT_ENOMEM, "out of memory");

@@ -9,8 +9,9 @@
  * it; 1.13's does not, for torch's own files either).
  *
  * Storage bytes are streamed, never held whole: copied from the source file (reusing the
- * CRC-32 of the source zip's directory when it has one), inflated from a deflated record, generated
- * chunk by chunk for fresh layers, or taken from memory (trained weights).
+ * CRC-32 of the source zip's directory when it has one), or given by vt_storage_stream:
+ * inflated from a deflated record, generated chunk by chunk for fresh layers, taken from
+ * memory (trained weights), or converted from another dtype (save-weights --dtype).
  */
 #include "vt_pth.h"
 
@@ -21,76 +22,9 @@
 
 /* ---- storage streaming ---------------------------------------------------------------- */
 
-enum { CHUNK = 1 << 20 };
-
-static int write_generated(struct vt_zipw *w, const struct vt_storage *s, struct vt_err *err)
+static int zipw_put(void *w, const void *p, size_t n, struct vt_err *err)
 {
-	int es = vt_dtype_info(s->dtype)->size;
-	size_t per = CHUNK / (size_t)es;
-	unsigned char *buf = malloc(CHUNK);
-	uint64_t left = s->numel;
-	struct vt_rng r;
-	int rc = 0;
-
-	if (!buf)
-		return vt_err_set(err, VT_ENOMEM, "out of memory");
-	vt_rng_seed(&r, s->init.seed);
-	while (left > 0 && rc == 0) {
-		size_t n = left < per ? (size_t)left : per;
-		rc = vt_storage_generate(&r, s, buf, n, err);
-		if (rc == 0)
-			rc = vt_zipw_data(w, buf, n * (size_t)es, err);
-		left -= n;
-	}
-	free(buf);
-	return rc;
-}
-
-static int write_inflated(struct vt_zipw *w, const struct vt_src *src, const struct vt_zip_entry *e,
-			  struct vt_err *err)
-{
-	unsigned char *in = malloc(CHUNK), *out = malloc(CHUNK);
-	uint64_t pos = e->data_offset, end = e->data_offset + e->csize, produced = 0;
-	z_stream z;
-	int rc = 0, zr = Z_OK;
-
-	memset(&z, 0, sizeof(z));
-	if (!in || !out || inflateInit2(&z, -MAX_WBITS) != Z_OK) {
-		free(in);
-		free(out);
-		return vt_err_set(err, VT_ENOMEM, "out of memory");
-	}
-	while (rc == 0 && zr != Z_STREAM_END) {
-		if (z.avail_in == 0) {
-			size_t k = end - pos < CHUNK ? (size_t)(end - pos) : CHUNK;
-			if (k == 0) {
-				rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
-				break;
-			}
-			if ((rc = vt_src_read(src, pos, in, k, err)))
-				break;
-			pos += k;
-			z.next_in = in;
-			z.avail_in = (uInt)k;
-		}
-		z.next_out = out;
-		z.avail_out = CHUNK;
-		zr = inflate(&z, Z_NO_FLUSH);
-		if (zr != Z_OK && zr != Z_STREAM_END) {
-			rc = vt_err_set(err, VT_EFORMAT, "record '%s': corrupt deflate data", e->name);
-			break;
-		}
-		produced += CHUNK - z.avail_out;
-		if (produced > e->size) {
-			rc = vt_err_set(err, VT_EFORMAT, "record '%s' inflates past its declared size", e->name);
-			break;
-		}
-		rc = vt_zipw_data(w, out, CHUNK - z.avail_out, err);
-	}
-	inflateEnd(&z);
-	free(in);
-	free(out);
-	return rc;
+	return vt_zipw_data(w, p, n, err);
 }
 
 static int write_storage(struct vt_zipw *w, const char *name, const struct vt_src *src,
@@ -100,15 +34,11 @@ static int write_storage(struct vt_zipw *w, const char *name, const struct vt_sr
 
 	if (rc)
 		return rc;
-	if (s->src == VT_STORAGE_INIT)
-		rc = write_generated(w, s, err);
-	else if (s->src == VT_STORAGE_MEM)
-		rc = vt_zipw_data(w, s->mem, (size_t)vt_storage_nbytes(s), err);
-	else if (s->entry && s->entry->method == 8)
-		rc = write_inflated(w, src, s->entry, err);
-	else
+	if (s->src == VT_STORAGE_FILE && !(s->entry && s->entry->method != 0))
 		/* a stored zip record is exactly the storage, so its directory CRC is ours */
 		rc = vt_zipw_copy(w, src, s->offset, vt_storage_nbytes(s), s->entry ? &s->entry->crc : NULL, err);
+	else /* generated, in memory, deflated or cast */
+		rc = vt_storage_stream(s, src, 0, s->numel, zipw_put, w, err);
 	return rc ? rc : vt_zipw_end(w, err);
 }
 

@@ -928,6 +928,11 @@ static int gather(struct vt_out *out, const unsigned char *data, int64_t base, c
 	return rc;
 }
 
+static int out_put(void *out, const void *p, size_t n, struct vt_err *err)
+{
+	return vt_out_write(out, p, n, err);
+}
+
 static int write_tensor(struct vt_out *out, const struct vt_src *src, const struct vt_tensor *t, struct vt_err *err)
 {
 	const struct vt_storage *s = t->storage;
@@ -960,7 +965,9 @@ static int write_tensor(struct vt_out *out, const struct vt_src *src, const stru
 			return vt_out_write(out, (const unsigned char *)s->mem + t->offset * es, (size_t)(numel * es), err);
 		return gather(out, s->mem, 0, t, err);
 	}
-	/* generated, or in a deflated zip record: the whole storage in memory */
+	/* generated, deflated or cast: streamed when contiguous, else the whole storage in memory */
+	if (is_contiguous(t))
+		return vt_storage_stream(s, src, (uint64_t)t->offset, numel, out_put, out, err);
 	if ((rc = vt_storage_read(s, src, &buf, err)))
 		return rc;
 	rc = gather(out, buf, 0, t, err);

@@ -1,8 +1,9 @@
 /* storage.c - where a storage's bytes come from: the generator behind fresh layers
  * (xoshiro256** seeded per storage, Marsaglia's polar method for normals), and reading a
  * tensor's elements from its source file, its generator or memory into a contiguous buffer
- * (the training path, safetensors writing; checkpoint conversion streams storages instead,
- * see pth_write.c); a storage in a deflated zip record is inflated whole.
+ * (the training path, safetensors writing of strided tensors), and streaming a storage's bytes
+ * chunk by chunk to a writer (vt_storage_stream: checkpoint conversion, casts); for
+ * vt_storage_read a storage in a deflated zip record is inflated whole.
  */
 #include "vt_pth.h"
 
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vt_cast.h"
 #include "vt_zip.h"
+#include <zlib.h>
 
 
 static uint64_t splitmix64(uint64_t *x)
@@ -126,6 +129,174 @@ static int inflate_storage(const struct vt_storage *s, const struct vt_src *src,
 	return 0;
 }
 
+/* ---- streaming ------------------------------------------------------------------------- */
+
+enum { CHUNK = 1 << 20 };
+
+/* Passes on the bytes of [skip, skip + left) of what it is given. */
+struct clip {
+	uint64_t skip, left;
+	vt_sink_fn sink;
+	void *ctx;
+};
+
+static int clip_put(struct clip *c, const unsigned char *p, size_t n, struct vt_err *err)
+{
+	size_t k = c->skip < n ? (size_t)c->skip : n;
+
+	c->skip -= k;
+	p += k;
+	n -= k;
+	if (n > c->left)
+		n = (size_t)c->left;
+	c->left -= n;
+	return n ? c->sink(c->ctx, p, n, err) : 0;
+}
+
+static int stream_file(const struct vt_storage *s, const struct vt_src *src, struct clip *c, struct vt_err *err)
+{
+	uint64_t pos = s->offset + c->skip;
+	unsigned char *buf = malloc(CHUNK);
+	int rc = 0;
+
+	if (!buf)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	c->skip = 0;
+	while (c->left > 0 && rc == 0) {
+		size_t k = c->left < CHUNK ? (size_t)c->left : CHUNK;
+		if ((rc = vt_src_read(src, pos, buf, k, err)) == 0)
+			rc = clip_put(c, buf, k, err);
+		pos += k;
+	}
+	free(buf);
+	return rc;
+}
+
+static int stream_inflated(const struct vt_storage *s, const struct vt_src *src, struct clip *c, struct vt_err *err)
+{
+	const struct vt_zip_entry *e = s->entry;
+	unsigned char *in, *out;
+	uint64_t pos = e->data_offset, end = e->data_offset + e->csize, produced = 0;
+	z_stream z;
+	int rc = 0, zr = Z_OK;
+
+	if (e->method != 8)
+		return vt_err_set(err, VT_EUNSUPPORTED, "record '%s' uses zip compression method %d", e->name, e->method);
+	if (e->size != vt_storage_nbytes(s))
+		return vt_err_set(err, VT_EFORMAT, "record '%s' is not the %llu bytes of storage '%s'", e->name,
+				  (unsigned long long)vt_storage_nbytes(s), s->key);
+	in = malloc(CHUNK);
+	out = malloc(CHUNK);
+	memset(&z, 0, sizeof(z));
+	if (!in || !out || inflateInit2(&z, -MAX_WBITS) != Z_OK) {
+		free(in);
+		free(out);
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	while (rc == 0 && zr != Z_STREAM_END && c->left > 0) {
+		if (z.avail_in == 0) {
+			size_t k = end - pos < CHUNK ? (size_t)(end - pos) : CHUNK;
+			if (k == 0) {
+				rc = vt_err_set(err, VT_EFORMAT, "record '%s': deflate stream ends early", e->name);
+				break;
+			}
+			if ((rc = vt_src_read(src, pos, in, k, err)))
+				break;
+			pos += k;
+			z.next_in = in;
+			z.avail_in = (uInt)k;
+		}
+		z.next_out = out;
+		z.avail_out = CHUNK;
+		zr = inflate(&z, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END) {
+			rc = vt_err_set(err, VT_EFORMAT, "record '%s': corrupt deflate data", e->name);
+			break;
+		}
+		produced += CHUNK - z.avail_out;
+		if (produced > e->size) {
+			rc = vt_err_set(err, VT_EFORMAT, "record '%s' inflates past its declared size", e->name);
+			break;
+		}
+		rc = clip_put(c, out, CHUNK - z.avail_out, err);
+	}
+	if (rc == 0 && c->left > 0)
+		rc = vt_err_set(err, VT_EFORMAT, "record '%s' inflates to fewer bytes than it declares", e->name);
+	inflateEnd(&z);
+	free(in);
+	free(out);
+	return rc;
+}
+
+static int stream_generated(const struct vt_storage *s, struct clip *c, struct vt_err *err)
+{
+	int es = vt_dtype_info(s->dtype)->size;
+	size_t per = CHUNK / (size_t)es;
+	unsigned char *buf = malloc(CHUNK);
+	uint64_t left = s->numel;
+	struct vt_rng r;
+	int rc = 0;
+
+	if (!buf)
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	vt_rng_seed(&r, s->init.seed);
+	while (left > 0 && c->left > 0 && rc == 0) {
+		size_t n = left < per ? (size_t)left : per;
+		if ((rc = vt_storage_generate(&r, s, buf, n, err)) == 0)
+			rc = clip_put(c, buf, n * (size_t)es, err);
+		left -= n;
+	}
+	free(buf);
+	return rc;
+}
+
+int vt_storage_stream(const struct vt_storage *s, const struct vt_src *src, uint64_t first, uint64_t count,
+		      vt_sink_fn sink, void *ctx, struct vt_err *err)
+{
+	uint64_t es = (uint64_t)vt_dtype_info(s->dtype)->size;
+	struct clip c = { first * es, count * es, sink, ctx };
+	struct vt_caster k;
+	int rc;
+
+	if (first > s->numel || count > s->numel - first)
+		return vt_err_set(err, VT_EFORMAT, "elements %llu..%llu are past the end of storage '%s'",
+				  (unsigned long long)first, (unsigned long long)(first + count), s->key ? s->key : "?");
+	if (count == 0)
+		return 0;
+	switch (s->src) {
+	case VT_STORAGE_MEM:
+		return clip_put(&c, s->mem, (size_t)vt_storage_nbytes(s), err);
+	case VT_STORAGE_INIT:
+		return stream_generated(s, &c, err);
+	case VT_STORAGE_CAST:
+		if ((rc = vt_caster_init(&k, s->cast_of->dtype, s->dtype, sink, ctx, err)))
+			return rc;
+		if ((rc = vt_storage_stream(s->cast_of, src, first, count, vt_caster_put, &k, err))) {
+			struct vt_err ignored;
+			vt_caster_end(&k, &ignored);
+			return rc;
+		}
+		return vt_caster_end(&k, err);
+	default:
+		return s->entry && s->entry->method != 0 ? stream_inflated(s, src, &c, err) : stream_file(s, src, &c, err);
+	}
+}
+
+struct membuf {
+	unsigned char *p;
+	size_t used;
+};
+
+static int mem_put(void *ctx, const void *p, size_t n, struct vt_err *err)
+{
+	struct membuf *m = ctx;
+
+	(void)err;
+	memcpy(m->p + m->used, p, n);
+	m->used += n;
+	return 0;
+}
+
 int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void **out, struct vt_err *err)
 {
 	uint64_t nbytes = vt_storage_nbytes(s);
@@ -146,6 +317,9 @@ int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void *
 		struct vt_rng r;
 		vt_rng_seed(&r, s->init.seed);
 		rc = vt_storage_generate(&r, s, buf, (size_t)s->numel, err);
+	} else if (s->src == VT_STORAGE_CAST) {
+		struct membuf m = { buf, 0 };
+		rc = vt_storage_stream(s, src, 0, s->numel, mem_put, &m, err);
 	} else {
 		rc = vt_src_read(src, s->offset, buf, (size_t)nbytes, err);
 	}

@@ -57,7 +57,7 @@ for t in tests/test_*.py; do
 	esac
 done
 if [ -n "$torch26" ]; then
-	for t in tests/test_interop.py tests/test_anymodel.py tests/test_anymodel_repr.py; do
+	for t in tests/test_interop.py tests/test_anymodel.py tests/test_anymodel_repr.py tests/test_cast.py; do
 		run "$(basename "$t") (torch 2.6)" sh tools/torch26-root.sh run python3 "$t" | tee -a "$all"
 	done
 fi

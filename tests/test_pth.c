@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "vt_cast.h"
 #include "vt_model.h"
 #include "vt_pth.h"
 
@@ -674,6 +675,89 @@ static void test_crashes(void)
 	CHECK(files >= 2, "%d regression inputs", files);
 }
 
+/* ---- casts: chunking and streaming ------------------------------------------------------ */
+
+struct collect {
+	unsigned char *p;
+	size_t used, cap;
+	int calls;
+};
+
+static int collect_put(void *ctx, const void *p, size_t n, struct vt_err *err)
+{
+	struct collect *c = ctx;
+
+	(void)err;
+	if (c->used + n > c->cap)
+		return vt_err_set(err, VT_ENOMEM, "collector full");
+	memcpy(c->p + c->used, p, n);
+	c->used += n;
+	c->calls++;
+	return 0;
+}
+
+/* A caster fed in pieces of 1..9 bytes (elements split across pieces) gives the bytes of one
+ * vt_cast_elems over the whole; a storage cast twice (float64 -> float32 -> bfloat16) streams
+ * a sub-range exactly; a half element at the end is an error. */
+static void test_cast_stream(void)
+{
+	enum { N = 3001 };
+	static double d[N];
+	static float f[N];
+	static uint16_t want[N], got[N];
+	struct collect c = { (unsigned char *)got, 0, sizeof(got), 0 };
+	struct vt_caster k;
+	struct vt_err err = { 0 };
+	struct vt_storage mem = { 0 }, to32 = { 0 }, to16 = { 0 };
+	size_t at = 0, piece = 1, i;
+	int rc;
+
+	for (i = 0; i < N; i++)
+		d[i] = ldexp((double)((int64_t)(i * 2654435761u % 100003) - 50000), (int)(i % 61) - 40);
+	d[7] = NAN;
+	d[8] = -INFINITY;
+	for (i = 0; i < N; i++)
+		f[i] = (float)d[i];
+	vt_cast_elems(VT_BF16, want, VT_F32, f, N);
+	rc = vt_caster_init(&k, VT_F32, VT_BF16, collect_put, &c, &err);
+	while (rc == 0 && at < sizeof(f)) {
+		size_t n = piece < sizeof(f) - at ? piece : sizeof(f) - at;
+		rc = vt_caster_put(&k, (unsigned char *)f + at, n, &err);
+		at += n;
+		piece = piece % 9 + 1;
+	}
+	CHECK(rc == 0 && vt_caster_end(&k, &err) == 0 && c.used == sizeof(want) && memcmp(got, want, sizeof(want)) == 0,
+	      "caster fed 1..9 bytes at a time: the bytes of one cast of the whole (%zu bytes)", c.used);
+	CHECK(want[7] == 0xffff, "float32 NaN -> bfloat16 0xFFFF, as torch's vectorized cast: 0x%04x", want[7]);
+
+	c.used = 0;
+	vt_caster_init(&k, VT_F32, VT_F16, collect_put, &c, &err);
+	vt_caster_put(&k, f, 6, &err);
+	rc = vt_caster_end(&k, &err);
+	CHECK(rc == VT_EFORMAT && c.used == 2 && strstr(err.msg, "2 bytes into an element"),
+	      "6 bytes of float32: one element out, then an error: %s", err.msg);
+
+	mem.key = "m";
+	mem.dtype = VT_F64;
+	mem.numel = N;
+	mem.src = VT_STORAGE_MEM;
+	mem.mem = d;
+	to32 = mem;
+	to32.dtype = VT_F32;
+	to32.src = VT_STORAGE_CAST;
+	to32.cast_of = &mem;
+	to16 = to32;
+	to16.dtype = VT_BF16;
+	to16.cast_of = &to32;
+	c.used = 0;
+	vt_cast_elems(VT_BF16, want, VT_F32, f, N);
+	rc = vt_storage_stream(&to16, NULL, 100, 2000, collect_put, &c, &err);
+	CHECK(rc == 0 && c.used == 4000 && memcmp(got, want + 100, 4000) == 0,
+	      "a float64 storage cast to float32 then bfloat16: elements 100..2100 streamed exactly (rc %d)", rc);
+	rc = vt_storage_stream(&to16, NULL, 2000, N, collect_put, &c, &err);
+	CHECK(rc == VT_EFORMAT, "a range past the storage's end is refused: %s", err.msg);
+}
+
 int main(void)
 {
 	if (getenv("VT_FIXTURES"))
@@ -691,6 +775,7 @@ int main(void)
 	test_inert();
 	test_exhaustion();
 	test_crashes();
+	test_cast_stream();
 	rmdir(tmpdir);
 	return harness_done();
 }
