@@ -1,6 +1,8 @@
 /* vt_ckpt.h - training checkpoints in the common PyTorch recipe's shape:
  *   {'epoch': int, 'model_state_dict': OrderedDict, 'optimizer_state_dict': {'state': {...},
  *    'param_groups': [{...}]}, 'loss': float, 'accuracy': float, 'arch': str}
+ * and, when training scales its loss, 'scaler': GradScaler.state_dict() ({'scale',
+ * 'growth_factor', 'backoff_factor', 'growth_interval', '_growth_tracker'}).
  * The optimizer part has torch.optim.SGD's / Adam's exact layout, so Python can continue
  * with optimizer.load_state_dict(ckpt['optimizer_state_dict']).
  */
@@ -19,6 +21,7 @@ struct vt_optim_state {
 	const struct vt_tensor **shape; /* a tensor with the parameter's shape */
 	float **a, **b;                 /* momentum_buffer or exp_avg; exp_avg_sq */
 	int64_t *step;
+	struct vt_shim_scaler scaler;   /* on: written as 'scaler', GradScaler.state_dict() */
 };
 
 int vt_optim_state_init(struct vt_optim_state *o, int n);
@@ -28,8 +31,9 @@ void vt_optim_state_release(struct vt_optim_state *o);
 int vt_ckpt_save(const char *path, const struct vt_model *m, const struct vt_src *src, int epoch,
 		 const struct vt_optim_state *o, double loss, double accuracy, const char *prefix,
 		 struct vt_err *err);
-/* Reads 'epoch' and 'optimizer_state_dict' from a checkpoint into o (whose n and numel are
- * set by the caller); a missing optimizer part leaves o empty. */
+/* Reads 'epoch', 'optimizer_state_dict' and 'scaler' from a checkpoint into o (whose n and
+ * numel are set by the caller); a missing optimizer part leaves o empty, a missing scaler
+ * leaves o->scaler.on 0. */
 int vt_ckpt_read(const struct vt_pth *pth, struct vt_optim_state *o, int *epoch, struct vt_err *err);
 
 #endif

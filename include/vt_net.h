@@ -23,6 +23,7 @@ struct vt_shim_api {
 	int (*net_get)(vt_shim_net *, int, void *, size_t);
 	int (*net_optimizer)(vt_shim_net *, const struct vt_shim_opt *);
 	int (*net_precision)(vt_shim_net *, int);
+	int (*net_scaler)(vt_shim_net *, const struct vt_shim_scaler *, struct vt_shim_scaler *);
 	int (*net_state_get)(vt_shim_net *, int, int, float *, size_t, int *);
 	int (*net_state_set)(vt_shim_net *, int, int, const float *, size_t);
 	int (*net_step_count)(vt_shim_net *, int, int64_t *, const int64_t *);

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VT_SHIM_ABI 4
+#define VT_SHIM_ABI 5
 
 enum vt_shim_layer_kind {
 	VT_L_CONV, VT_L_BN, VT_L_RELU, VT_L_MAXPOOL, VT_L_AVGPOOL, VT_L_FLATTEN, VT_L_LINEAR, VT_L_DROPOUT
@@ -78,12 +78,26 @@ int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, s
 int vt_shim_net_state_set(vt_shim_net *net, int index, int which, const float *data, size_t numel);
 int vt_shim_net_step_count(vt_shim_net *net, int index, int64_t *get, const int64_t *set);
 
+/* Dynamic loss scaling, as torch.amp.GradScaler: each training step backpropagates
+ * loss x scale, unscales the gradients (x 1/scale in float32), and when any is inf or NaN
+ * skips the optimizer update and multiplies scale by backoff_factor; after growth_interval
+ * clean steps in a row it multiplies scale by growth_factor (kept only when finite). scale
+ * is a float32, as GradScaler's _scale tensor. skipped counts the steps skipped so far. */
+struct vt_shim_scaler {
+	int on;
+	double scale, growth_factor, backoff_factor;
+	int64_t growth_interval, growth_tracker, skipped;
+};
+/* Sets (set != NULL) and/or reads (get != NULL) the scaler. */
+int vt_shim_net_scaler(vt_shim_net *net, const struct vt_shim_scaler *set, struct vt_shim_scaler *get);
+
 /* Eval-mode forward (no autograd) of layers [from, to) on x of shape xshape (ndim 2 or 4);
  * writes the output to out (capacity out_numel floats) and its shape to oshape/ondim. */
 int vt_shim_net_run(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from, int to,
 		    float *out, size_t out_numel, int64_t *oshape, int *ondim);
 /* One training step of layers [from, end) on x with labels y (cross-entropy, mean over the
- * batch): forward in train mode, backward, optimizer update with learning rate lr. */
+ * batch): forward in train mode, backward, optimizer update with learning rate lr (skipped
+ * when the loss scaler finds inf or NaN gradients). loss is the unscaled loss. */
 int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xshape, int xndim, int from,
 			   const int64_t *y, double lr, double *loss, int64_t *correct);
 

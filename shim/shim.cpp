@@ -18,6 +18,8 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -187,6 +189,7 @@ struct Fold {
 	int64_t k = 0;                  // copies per column (49 for a 7x7 pool)
 	torch::Tensor w0f, b0f, u, v;   // folded sums of w(0), b(0); the shared terms
 	double aw = 1, cw = 0, ab = 0, cb = 1;
+	int64_t steps = 0;              // updates taken (a step the loss scaler skips takes none)
 	torch::Tensor leaf;             // this step's folded weight, whose gradient is gf
 };
 
@@ -197,6 +200,7 @@ struct vt_shim_net {
 	std::vector<OptState> state;
 	vt_shim_opt opt{};
 	bool has_opt = false;
+	vt_shim_scaler scaler{};
 	int precision = VT_PREC_FP32;
 	torch::Device device{torch::kCPU};
 	Fold fold;
@@ -257,6 +261,7 @@ void fold_update(vt_shim_net *net, double lr)
 	f.aw -= lr * f.ab;
 	f.cw -= lr * f.cb;
 	f.u.add_(f.v, -lr);
+	f.steps++;
 	f.leaf = torch::Tensor();
 }
 
@@ -266,6 +271,10 @@ void sync(vt_shim_net *net)
 	Fold &f = net->fold;
 	if (!f.active)
 		return;
+	if (f.steps == 0) { // nothing moved, and like PyTorch no step makes no momentum buffer
+		f = Fold();
+		return;
+	}
 	forget_eval_cache(net);
 	torch::NoGradGuard ng;
 	torch::Tensor W = net->t[f.w], &B = net->state[f.w].a;
@@ -544,6 +553,67 @@ void update(vt_shim_net *net, double lr)
 	}
 }
 
+// GradScaler's unscale and update, after backward of loss x scale: torch's
+// _amp_foreach_non_finite_check_and_unscale_ (every gradient x float32(1/scale), inf or NaN
+// anywhere found) and _amp_update_scale_. Returns true when the step may be taken.
+bool unscale(vt_shim_net *net)
+{
+	torch::NoGradGuard ng;
+	vt_shim_scaler &sc = net->scaler;
+	float inv = (float)(1.0 / (double)(float)sc.scale);
+	std::vector<torch::Tensor> grads;
+	for (size_t i = 0; i < net->t.size(); i++)
+		if (net->trainable[i] && net->t[i].grad().defined() && !(net->fold.active && (int)i == net->fold.w))
+			grads.push_back(net->t[i].mutable_grad());
+	if (net->fold.leaf.defined() && net->fold.leaf.grad().defined())
+		grads.push_back(net->fold.leaf.mutable_grad());
+	bool found_inf = false;
+	if (net->device.is_cuda()) {
+		torch::Tensor found = torch::zeros({1}, torch::TensorOptions().device(net->device));
+		torch::Tensor inv_t = torch::full({1}, inv, torch::TensorOptions().device(net->device));
+		at::_amp_foreach_non_finite_check_and_unscale_(grads, found, inv_t);
+		found_inf = found.item<float>() != 0;
+	} else {
+		for (torch::Tensor &g : grads) {
+			if (g.scalar_type() != torch::kFloat32 || !g.is_contiguous()) {
+				found_inf = found_inf || !g.isfinite().all().item<bool>();
+				g.mul_(inv);
+				continue;
+			}
+			float *p = g.data_ptr<float>();
+			std::atomic<bool> bad{false};
+			at::parallel_for(0, g.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+				bool b = false;
+				for (int64_t i = begin; i < end; i++) { // one pass: check, then scale
+					b |= !std::isfinite(p[i]);
+					p[i] *= inv;
+				}
+				if (b)
+					bad = true;
+			});
+			found_inf = found_inf || bad;
+		}
+	}
+	float scale = (float)sc.scale;
+	if (found_inf) {
+		scale = (float)(scale * sc.backoff_factor);
+		sc.growth_tracker = 0;
+		sc.skipped++;
+		for (torch::Tensor &g : grads)
+			g.zero_(); // as optimizer.zero_grad() before the next step
+		net->fold.leaf = torch::Tensor();
+	} else if (sc.growth_tracker + 1 == sc.growth_interval) {
+		float grown = (float)(scale * sc.growth_factor);
+		if (std::isfinite(grown))
+			scale = grown;
+		sc.growth_tracker = 0;
+	} else {
+		sc.growth_tracker++;
+	}
+	sc.scale = scale;
+	return !found_inf;
+}
+
 // bf16 arithmetic in hardware, which oneDNN's bf16 kernels need to be faster than fp32
 // (without it they emulate: a 2048^2 matmul in bf16 ran at 3 GFLOP/s here, in fp32 at 109).
 // VGGTL_CPU_BF16=0 or 1 overrides the answer: the tests check the refusal on any machine, and
@@ -719,6 +789,22 @@ int vt_shim_net_optimizer(vt_shim_net *net, const vt_shim_opt *opt)
 	})
 }
 
+int vt_shim_net_scaler(vt_shim_net *net, const vt_shim_scaler *set, vt_shim_scaler *get)
+{
+	GUARD({
+		if (set) {
+			if (set->on && !(set->growth_interval > 0 && set->growth_factor > 1 && set->backoff_factor > 0 &&
+					 set->backoff_factor < 1 && set->scale > 0))
+				throw std::runtime_error("loss scaler: scale and backoff in (0, 1), growth > 1 and interval > 0 "
+							 "are needed");
+			net->scaler = *set;
+			net->scaler.scale = (float)set->scale;
+		}
+		if (get)
+			*get = net->scaler;
+	})
+}
+
 int vt_shim_net_state_get(vt_shim_net *net, int index, int which, float *data, size_t numel, int *exists)
 {
 	GUARD({
@@ -802,10 +888,14 @@ int vt_shim_net_train_step(vt_shim_net *net, const float *x, const int64_t *xsha
 		bool dist = vt_dist::active();
 		if (dist)
 			vt_dist::expect(net->t, step_params(net, from));
-		l.backward();
+		if (net->scaler.on) // GradScaler.scale(loss): a float32 product
+			(l * torch::full({}, (float)net->scaler.scale, l.options())).backward();
+		else
+			l.backward();
 		if (dist)
 			vt_dist::finish(net->t, net->fold.leaf.defined() ? net->fold.leaf.grad() : torch::Tensor());
-		update(net, lr);
+		if (!net->scaler.on || unscale(net))
+			update(net, lr);
 		*loss = l.item<double>();
 		*correct = logits.argmax(1).eq(target).sum().item<int64_t>();
 	})

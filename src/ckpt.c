@@ -194,6 +194,20 @@ int vt_ckpt_save(const char *path, const struct vt_model *m, const struct vt_src
 	vt_pkw_op(pk, VT_OP_SETITEMS); /* optimizer_state_dict */
 	key_float(pk, "loss", loss);
 	key_float(pk, "accuracy", accuracy);
+	if (o->scaler.on) { /* GradScaler.state_dict(), in its order */
+		vt_pkw_str_interned(pk, "scaler");
+		vt_pkw_op(pk, VT_OP_EMPTY_DICT);
+		vt_pkw_put(pk);
+		vt_pkw_op(pk, VT_OP_MARK);
+		key_float(pk, "scale", o->scaler.scale);
+		key_float(pk, "growth_factor", o->scaler.growth_factor);
+		key_float(pk, "backoff_factor", o->scaler.backoff_factor);
+		vt_pkw_str_interned(pk, "growth_interval");
+		vt_pkw_int(pk, o->scaler.growth_interval);
+		vt_pkw_str_interned(pk, "_growth_tracker");
+		vt_pkw_int(pk, o->scaler.growth_tracker);
+		vt_pkw_op(pk, VT_OP_SETITEMS);
+	}
 	vt_pkw_op(pk, VT_OP_SETITEMS);
 	rc = vt_pthw_save(&w, path, src, err);
 	vt_pthw_release(&w);
@@ -227,6 +241,35 @@ static int read_f32(const struct vt_pth *pth, const struct vt_pk *v, uint64_t nu
 	return rc;
 }
 
+/* A number of a scaler dict: float or int, as Python may have written either. */
+static int scaler_num(const struct vt_pk *d, const char *key, double *out)
+{
+	const struct vt_pk *v = vt_pk_dict_get(d, key);
+
+	if (v && v->kind == VT_PK_FLOAT)
+		*out = v->u.f;
+	else if (v && v->kind == VT_PK_INT)
+		*out = (double)v->u.i;
+	else
+		return -1;
+	return 0;
+}
+
+static int read_scaler(const struct vt_pk *d, struct vt_shim_scaler *s, struct vt_err *err)
+{
+	double interval, tracker;
+
+	if (d->kind != VT_PK_DICT || scaler_num(d, "scale", &s->scale) || scaler_num(d, "growth_factor", &s->growth_factor) ||
+	    scaler_num(d, "backoff_factor", &s->backoff_factor) || scaler_num(d, "growth_interval", &interval) ||
+	    scaler_num(d, "_growth_tracker", &tracker) || !(interval >= 1 && interval < 1e18) || !(tracker >= 0 && tracker < 1e18))
+		return vt_err_set(err, VT_EFORMAT, "'scaler' is not GradScaler.state_dict() (scale, growth_factor, "
+						   "backoff_factor, growth_interval, _growth_tracker)");
+	s->growth_interval = (int64_t)interval;
+	s->growth_tracker = (int64_t)tracker;
+	s->on = 1;
+	return 0;
+}
+
 int vt_ckpt_read(const struct vt_pth *pth, struct vt_optim_state *o, int *epoch, struct vt_err *err)
 {
 	const struct vt_pk *e = vt_pk_dict_get(pth->root, "epoch"), *os, *st;
@@ -234,6 +277,8 @@ int vt_ckpt_read(const struct vt_pth *pth, struct vt_optim_state *o, int *epoch,
 	int rc;
 
 	*epoch = e && e->kind == VT_PK_INT ? (int)e->u.i : 0;
+	if ((os = vt_pk_dict_get(pth->root, "scaler")) && (rc = read_scaler(os, &o->scaler, err)))
+		return rc;
 	os = vt_pk_dict_get(pth->root, "optimizer_state_dict");
 	st = vt_pk_dict_get(os, "state");
 	for (i = 0; st && st->kind == VT_PK_DICT && i < st->u.dict.n; i++) {

@@ -27,8 +27,9 @@ static const char usage[] =
 
 struct train_opts {
 	const char *data, *out, *style, *optimizer, *schedule, *freeze, *normalize, *device;
-	const char *ckpt_dir, *resume, *metrics, *plot, *add_prefix, *dist_backend, *precision;
-	double dist_timeout;
+	const char *ckpt_dir, *resume, *metrics, *plot, *add_prefix, *dist_backend, *precision, *loss_scale;
+	double dist_timeout, loss_scale_init;
+	long long loss_scale_interval;
 	long long epochs, batch, step_size, threads, limit, size, seed_value;
 	int no_augment;
 	double lr, momentum, weight_decay, gamma;
@@ -151,9 +152,18 @@ static int check_options(const struct train_opts *a, enum vt_schedule *sched)
 		fprintf(stderr, "vggtl train: --schedule is cosine, step or none; --epochs, --batch-size and --lr must be positive\n");
 		return EXIT_USAGE;
 	}
-	if (strcmp(a->precision, "fp16") == 0) {
-		fprintf(stderr, "vggtl train: --precision fp16 trains only with loss scaling (GradScaler), which vggtl does "
-				"not have yet: use bf16 (eval and predict take fp16 on CUDA)\n");
+	if (strcmp(a->loss_scale, "dynamic") != 0 && strcmp(a->loss_scale, "none") != 0) {
+		fprintf(stderr, "vggtl train: --loss-scale is dynamic or none\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(a->precision, "fp16") == 0 && strcmp(a->loss_scale, "none") == 0) {
+		fprintf(stderr, "vggtl train: --precision fp16 needs --loss-scale dynamic: fp16 gradients underflow "
+				"without it\n");
+		return EXIT_USAGE;
+	}
+	if (!(a->loss_scale_init > 0) || a->loss_scale_interval < 1) {
+		fprintf(stderr, "vggtl train: --loss-scale-init must be positive (inf allowed) and --loss-scale-interval "
+				"at least 1\n");
 		return EXIT_USAGE;
 	}
 	if (a->dist_timeout <= 0) {
@@ -218,6 +228,18 @@ static int run(struct source *s, struct train_opts *a)
 		vt_err_prefix(&err, "%s", a->resume);
 		rc = report(&err);
 		goto out_c;
+	}
+	if (strcmp(a->loss_scale, "dynamic") == 0) {
+		/* GradScaler(init_scale, growth_factor=2, backoff_factor=0.5, growth_interval); a
+		 * checkpoint's scaler, when it has one, continues instead */
+		struct vt_shim_scaler sc = { 1, a->loss_scale_init, 2.0, 0.5, a->loss_scale_interval, 0, 0 };
+		if (a->resume && resume_state.scaler.on)
+			sc = resume_state.scaler;
+		if (c.api.net_scaler(c.net.h, &sc, NULL)) {
+			vt_net_fail(&c.net, "loss scaler", &err);
+			rc = report(&err);
+			goto out_c;
+		}
 	}
 	if (vt_dist_start(&dist, &c.net, a->dist_backend, a->dist_timeout, &err)) {
 		rc = report(&err);
@@ -284,6 +306,12 @@ static int run(struct source *s, struct train_opts *a)
 		if ((rc = write_model(s, a->out, strcmp(a->style, "weights") != 0, a->add_prefix)))
 			goto out_c;
 	}
+	if (t.writer && strcmp(a->loss_scale, "dynamic") == 0) {
+		struct vt_shim_scaler sc = { 0 };
+		if (c.api.net_scaler(c.net.h, NULL, &sc) == 0)
+			fprintf(stderr, "vggtl: loss scaling: %lld steps skipped for inf/NaN gradients, scale now %g\n",
+				(long long)sc.skipped, sc.scale);
+	}
 	if (t.writer)
 		printf("test accuracy %.4f (loss %.4f)\n", t.last_acc, t.last_loss);
 	rc = EXIT_OK;
@@ -330,6 +358,11 @@ int cmd_train(int argc, char **argv)
 		{ OPT_STRING, "add-prefix", 0, &a.add_prefix, NULL, "PREFIX", "prefix checkpoint and weights keys ('module.' as DDP saves them)" },
 		{ OPT_STRING, "dist-backend", 0, &a.dist_backend, NULL, "NAME", "under torchrun: auto (default), gloo or nccl" },
 		{ OPT_FLOAT, "dist-timeout", 0, &a.dist_timeout, NULL, "S", "under torchrun: seconds to wait for a peer (default 1800)" },
+		{ OPT_STRING, "loss-scale", 0, &a.loss_scale, NULL, "dynamic|none",
+		  "GradScaler's dynamic loss scaling (default: dynamic with --precision fp16, else none)" },
+		{ OPT_FLOAT, "loss-scale-init", 0, &a.loss_scale_init, NULL, "S", "its initial scale (default 65536)" },
+		{ OPT_INT, "loss-scale-interval", 0, &a.loss_scale_interval, NULL, "N",
+		  "clean steps before the scale doubles (default 2000)" },
 		COMPUTE_OPTIONS(&a.device, &a.threads, &a.precision),
 		SOURCE_OPTIONS(&s),
 		{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -339,6 +372,8 @@ int cmd_train(int argc, char **argv)
 	a.dist_backend = "auto";
 	a.precision = "fp32";
 	a.dist_timeout = 1800;
+	a.loss_scale_init = 65536;
+	a.loss_scale_interval = 2000;
 	a.optimizer = "sgd";
 	a.schedule = "cosine";
 	a.normalize = "cifar10";
@@ -355,6 +390,8 @@ int cmd_train(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
 	a.seed_value = s.seed;
+	if (!a.loss_scale)
+		a.loss_scale = strcmp(a.precision, "fp16") == 0 ? "dynamic" : "none";
 	if (a.resume) {
 		char *args[1] = { (char *)a.resume };
 		if (nargs || s.arch) {

@@ -68,6 +68,7 @@ found:
 	SYM(net_get, "vt_shim_net_get");
 	SYM(net_optimizer, "vt_shim_net_optimizer");
 	SYM(net_precision, "vt_shim_net_precision");
+	SYM(net_scaler, "vt_shim_net_scaler");
 	SYM(net_state_get, "vt_shim_net_state_get");
 	SYM(net_state_set, "vt_shim_net_state_set");
 	SYM(net_step_count, "vt_shim_net_step_count");

@@ -162,6 +162,8 @@ int vt_optim_collect(struct vt_net *net, struct vt_optim_state *o, const struct 
 		if (net->api->net_step_count(net->h, ti, &o->step[p], NULL))
 			return vt_net_fail(net, "reading optimizer state", err);
 	}
+	if (net->api->net_scaler(net->h, NULL, &o->scaler))
+		return vt_net_fail(net, "reading the loss scaler", err);
 	return 0;
 }
 

@@ -18,7 +18,10 @@ detection, so the numerics are checked here all the same (slowly, on small input
 """
 import math
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -60,8 +63,14 @@ def case_refusals():
     check_fail(r, 2, "--precision fp16 on the CPU", "fp16", "CUDA")
     r = vggtl("predict", "v11.pth", *imgs, "--precision", "bf16", env={"VGGTL_CPU_BF16": "0"})
     check_fail(r, 2, "--precision bf16 on a CPU without bf16 (VGGTL_CPU_BF16=0)", "AVX512_BF16")
-    r = vggtl("train", "v11.pth", "--precision", "fp16", "--limit", 4)
-    check_fail(r, 2, "train --precision fp16 (no loss scaling yet)", "GradScaler")
+    r = vggtl("train", "v11.pth", "--precision", "fp16", "--limit", 4, "--device", "cpu")
+    check_fail(r, 2, "train --precision fp16 on the CPU", "fp16", "CUDA")
+    r = vggtl("train", "v11.pth", "--precision", "fp16", "--loss-scale", "none", "--limit", 4)
+    check_fail(r, 2, "train --precision fp16 --loss-scale none", "--loss-scale dynamic")
+    r = vggtl("train", "v11.pth", "--loss-scale", "static", "--limit", 4)
+    check_fail(r, 2, "--loss-scale static", "dynamic or none")
+    r = vggtl("train", "v11.pth", "--loss-scale", "dynamic", "--loss-scale-interval", 0, "--limit", 4)
+    check_fail(r, 2, "--loss-scale-interval 0", "--loss-scale-interval")
     r = vggtl("eval", "v11.pth", "--precision", "fp8")
     check_fail(r, 2, "--precision fp8", "fp8")
     r = vggtl("predict", "v11.pth", *imgs, "--precision", "bf16", env={"VGGTL_CPU_BF16": None})
@@ -139,10 +148,93 @@ def case_train():
           "the bf16-trained checkpoint continues in Python under autocast with PyTorch's SGD")
 
 
+SCALER_KEYS = ["scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker"]
+
+
+def weights_equal(a, b):
+    return list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def case_loss_scale():
+    """GradScaler's dynamic loss scaling, checked on the CPU in fp32 (fp16 itself needs CUDA):
+    a power-of-two scale cancels exactly, so clean steps must give the unscaled run's weights
+    bit for bit; a scale of inf makes every gradient non-finite, so every step is skipped."""
+    for label, extra in (("full fine-tuning", []), ("frozen features, folded first Linear", ["--freeze", "features"])):
+        common = ["--data", "tiny", "--no-augment", "--batch-size", 8, "--epochs", 2, "--threads", 2, "--seed", 3,
+                  *extra]
+        r0 = vggtl("train", "v11.pth", *common, "-o", "ls_none.pth", "--style", "weights")
+        r1 = vggtl("train", "v11.pth", *common, "--loss-scale", "dynamic", "--loss-scale-interval", 3,
+                   "--checkpoint-dir", "ls_ck", "-o", "ls_dyn.pth", "--style", "weights")
+        if not check(r0.rc == 0 and r1.rc == 0, f"{label}: train with and without --loss-scale dynamic", r0, r1):
+            continue
+        check("0 steps skipped" in r1.err and "scale now 131072" in r1.err,
+              f"{label}: 4 clean steps, the scale doubled once after 3 (stderr says so)", r1.err[-300:])
+        check(weights_equal(torch.load(path("ls_dyn.pth")), torch.load(path("ls_none.pth"))),
+              f"{label}: scaled by 2^16..2^17 and unscaled, the weights equal the unscaled run's bit for bit")
+        ck = torch.load(path("ls_ck/epoch_2.pth"))  # 1.13's weights_only lacks BINFLOAT
+        sc = ck.get("scaler", {})
+        check(list(sc) == SCALER_KEYS and sc["scale"] == 131072.0 and sc["_growth_tracker"] == 1 and
+              sc["growth_interval"] == 3 and sc["growth_factor"] == 2.0 and sc["backoff_factor"] == 0.5,
+              f"{label}: the checkpoint's 'scaler' is GradScaler.state_dict() after 4 steps", sc)
+        r2 = vggtl("train", "--resume", "ls_ck/epoch_1.pth", *common, "--loss-scale", "dynamic",
+                   "--loss-scale-interval", 3, "-o", "ls_res.pth", "--style", "weights")
+        check(r2.rc == 0 and "scale now 131072" in r2.err and
+              weights_equal(torch.load(path("ls_res.pth")), torch.load(path("ls_dyn.pth"))),
+              f"{label}: --resume continues the scaler from the checkpoint, bit for bit", r2)
+    common = ["--data", "tiny", "--no-augment", "--batch-size", 8, "--epochs", 2, "--threads", 2, "--seed", 3]
+    src = torch.load(path("v11.pth")).state_dict()
+    r = vggtl("train", "v11.pth", *common, "--loss-scale", "dynamic", "--loss-scale-init", "inf",
+              "--checkpoint-dir", "inf_ck", "-o", "ls_inf.pth", "--style", "weights")
+    if check(r.rc == 0 and "4 steps skipped" in r.err and "scale now inf" in r.err,
+             "--loss-scale-init inf: all 4 steps skipped", r):
+        got = torch.load(path("ls_inf.pth"))
+        check(weights_equal({k: got[k] for k in src}, src), "and the weights are the untrained ones, bit for bit")
+        ck = torch.load(path("inf_ck/epoch_2.pth"))
+        check(ck["scaler"]["scale"] == float("inf") and ck["scaler"]["_growth_tracker"] == 0 and
+              not ck["optimizer_state_dict"]["state"], "no step taken: no momentum buffers, growth tracker 0",
+              ck["scaler"])
+    # lr 1e30: the first (clean) step throws the weights so far that every later gradient is
+    # NaN: those steps are skipped, the scale halves each time, and the weights stay finite
+    r = vggtl("train", "v11.pth", *common, "--loss-scale", "dynamic", "--loss-scale-init", "3.4e38", "--lr", "1e30",
+              "--momentum", 0, "--weight-decay", 0, "--schedule", "none", "-o", "ls_big.pth", "--style", "weights")
+    want = np.float32(3.4e38)
+    for _ in range(3):
+        want = np.float32(want * 0.5)
+    check(r.rc == 0 and "3 steps skipped" in r.err and f"scale now {float(want):g}" in r.err,
+          f"lr 1e30: the 3 steps after the first are skipped for NaN gradients, and the float32 scale halved "
+          f"3 times ({float(want):g})", r.err[-300:])
+    if r.rc == 0:
+        got = torch.load(path("ls_big.pth"))
+        check(all(torch.isfinite(got[k]).all() for k in got) and not weights_equal({k: got[k] for k in src}, src),
+              "and the weights are the first step's: finite, moved, never NaN")
+    scaler26(path("ls_ck/epoch_2.pth"))
+
+
+def scaler26(ck):
+    """torch 2.6's GradScaler("cpu") takes the checkpoint's scaler and gives the same
+    state_dict back (run when tests/run.sh made the Debian 13 root: VGGTL_TORCH26=1)."""
+    if os.environ.get("VGGTL_TORCH26") != "1":
+        return
+    peer = tempfile.mkdtemp(prefix="torch26-", dir=os.path.abspath("build"))
+    try:
+        shutil.copyfile(ck, os.path.join(peer, "ck.pth"))
+        code = ("import torch,sys; ck = torch.load(sys.argv[1], weights_only=True); s = torch.amp.GradScaler('cpu'); "
+                "s.load_state_dict(ck['scaler']); print(s.get_scale(), s.state_dict() == ck['scaler'], "
+                "list(s.state_dict()) == list(ck['scaler']))")
+        p = subprocess.run(["sh", "tools/torch26-root.sh", "run", "python3", "-c", code, os.path.join(peer, "ck.pth")],
+                           capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0 and p.stdout.split() == ["131072.0", "True", "True"],
+              "torch 2.6: GradScaler('cpu').load_state_dict(ck['scaler']) gives scale 131072 and the same state_dict",
+              p.stdout[-500:] + p.stderr[-1500:])
+    finally:
+        shutil.rmtree(peer, ignore_errors=True)
+
+
 CASES = [
     ("1. refusals", case_refusals),
     ("2. bf16 logits against torch.autocast", case_logits),
     ("3. bf16 training, resuming, Python continuing", case_train),
+    ("4. dynamic loss scaling (GradScaler)", case_loss_scale),
 ]
 
 if __name__ == "__main__":
