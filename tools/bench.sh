@@ -194,8 +194,8 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 	# trainrow TASK MODE EPOCHS VGGTL-ARGS...: each side runs REPEAT times, medians shown
 	trainrow() {
-		task=$1 mode=$2 ep=$3
-		shift 3
+		task=$1 mode=$2 ep=$3 prec=$4
+		shift 4
 		n=$IMAGES
 		[ "$mode" = eval ] && n=500 # vggtl eval takes the whole split of the sample
 		vis= vms= pis= pms= qis= qms=
@@ -213,13 +213,13 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 					/train_seconds/ { match($0, /"train_seconds": [0-9.]+/); t += substr($0, RSTART + 17, RLENGTH - 17) }
 					END { printf "%.2f", n * ep / t }' "$D/m.jsonl")"
 			fi
-			/usr/bin/time -f "%M" -o "$D/t1" "$PY" tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" >"$D/out" 2>"$D/err" ||
+			/usr/bin/time -f "%M" -o "$D/t1" "$PY" tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" "$prec" >"$D/out" 2>"$D/err" ||
 				{ cat "$D/err" >&2; exit 1; }
 			pms="$pms $(tail -n 1 "$D/t1")"
 			pis="$pis $(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")"
 			if [ -n "$PY26" ]; then
 				# shellcheck disable=SC2086 # PY26 is a command line
-				/usr/bin/time -f "%M" -o "$D/t1" $PY26 tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" >"$D/out" 2>"$D/err" ||
+				/usr/bin/time -f "%M" -o "$D/t1" $PY26 tools/bench_train.py "$mode" "$T" "$n" "$ep" "$DATA" "$prec" >"$D/out" 2>"$D/err" ||
 					{ cat "$D/err" >&2; exit 1; }
 				qms="$qms $(tail -n 1 "$D/t1")"
 				qis="$qis $(sed 's/.*"images_per_s": \([0-9.]*\).*/\1/' "$D/out")"
@@ -227,6 +227,8 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 			i=$((i + 1))
 		done
 		# shellcheck disable=SC2086 # the lists are meant to split
+		echo "$mode $prec $ep $(median $vis) $(median $pis) $([ -n "$qis" ] && median $qis || echo -)" >>"$D/rates"
+		# shellcheck disable=SC2086
 		awk -v task="$task" -v vi="$(median $vis)" -v vm="$(median $vms)" -v pi="$(median $pis)" -v pm="$(median $pms)" \
 			-v qi="$(median $qis)" -v qm="$(median $qms)" -v all="vggtl $vis / python 1.13 $pis / 2.6 $qis" 'BEGIN {
 			bi = pi; bm = pm;
@@ -238,13 +240,28 @@ if [ "${BENCH_TRAIN:-1}" = 1 ]; then
 	echo
 	echo "| training, $IMAGES images, $T threads          | vggtl img/s | vggtl MiB | py1.13 img/s | 1.13 MiB | py2.6 img/s | 2.6 MiB | speed | memory |"
 	echo "|------------------------------------------|----------|----------|----------|----------|----------|----------|---------|---------|"
-	trainrow "full fine-tuning (1 epoch)" full 1 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 1 \
-		--no-augment --metrics "$D/m.jsonl"
-	trainrow "--freeze features (5 epochs)" freeze 5 train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" --epochs 5 \
-		--freeze features --no-augment --metrics "$D/m.jsonl"
-	trainrow "eval (500 images)" eval 1 eval "$D/v16.pth" --data "$DATA" --split train --batch-size 64 --json
-	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python; speed and memory against the better torch)"
-	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1"
+	rm -f "$D/rates"
+	peak=$("$PY" tools/bench_peak.py peak "$T")
+	# bf16 rows where the CPU does bf16 in hardware (BENCH_BF16=1 forces them: emulated, slow)
+	bf16=${BENCH_BF16:-$(echo "$peak" | grep -q '"bf16_hw": true' && echo 1 || echo 0)}
+	for prec in fp32 $([ "$bf16" = 1 ] && echo bf16); do
+		pa="--precision $prec"
+		[ "$prec" = bf16 ] && export VGGTL_CPU_BF16=1
+		# shellcheck disable=SC2086 # pa is two words
+		trainrow "full fine-tuning (1 epoch, $prec)" full 1 "$prec" train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" \
+			--epochs 1 --no-augment --metrics "$D/m.jsonl" $pa
+		# shellcheck disable=SC2086
+		trainrow "--freeze features (5 epochs, $prec)" freeze 5 "$prec" train "$D/v16.pth" --data "$DATA" --limit "$IMAGES" \
+			--epochs 5 --freeze features --no-augment --metrics "$D/m.jsonl" $pa
+		# shellcheck disable=SC2086
+		trainrow "eval (500 images, $prec)" eval 1 "$prec" eval "$D/v16.pth" --data "$DATA" --split train --batch-size 64 \
+			--json $pa
+	done
+	echo "(targets: full >= 1.3x, frozen >= 5x, eval >= 1.5x Python, each bf16 row >= 1.3x torch's autocast; speed and memory against the better torch)"
+	[ "$bf16" = 1 ] || echo "(no bf16 rows: this CPU has no AVX512_BF16 or AMX, so vggtl refuses bf16 and torch emulates it; BENCH_BF16=1 runs them anyway)"
+	echo
+	"$PY" tools/bench_peak.py report "$peak" "$D/rates"
+	rm -f "$D/v16.pth" "$D/m.jsonl" "$D/out" "$D/err" "$D/t1" "$D/rates"
 fi
 echo
 image_row
