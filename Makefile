@@ -14,7 +14,7 @@ CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Iinclude
-LDLIBS  += -lpng -ljpeg -larchive -lz -lcjson -lm -ldl
+LDLIBS  += -lpng -ljpeg -larchive -lz -lcjson -lm -ldl -lpthread
 # The shim is the only C++; it links Debian's libtorch-dev, or the libtorch in LIBTORCH
 # (a folder with include/ and lib/, e.g. a pip torch's site-packages/torch for CUDA).
 CXX     ?= g++
@@ -127,10 +127,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard include/*.h) $(wildcard src/*.h)
 # symbols outside vt_* (the internal helpers) stay hidden: src/libvggtl.map
 $(BUILD)/libvggtl.so.$(SOMAJOR): $(PIC_OBJ) src/libvggtl.map
 	$(CC) -shared -Wl,-soname,libvggtl.so.$(SOMAJOR) -Wl,--version-script=src/libvggtl.map $(LDFLAGS) \
-		-o $@ $(PIC_OBJ) -lpng -ljpeg -larchive -lz -lm -ldl
+		-o $@ $(PIC_OBJ) -lpng -ljpeg -larchive -lz -lm -ldl -lpthread
 
 $(BUILD)/vggtl.pc: Makefile include/vggtl.h
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng libjpeg libarchive zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl\nCflags: -I$${includedir}\n' \
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include/vggtl\n\nName: vggtl\nDescription: %s\nVersion: %s\nRequires.private: libpng libjpeg libarchive zlib\nLibs: -L$${libdir} -lvggtl\nLibs.private: -lm -ldl -lpthread\nCflags: -I$${includedir}\n' \
 		'$(PREFIX)' 'read and write PyTorch .pth and safetensors files from C, without Python' '$(VERSION)' >$@
 
 # man pages from the same usage texts and option tables that -h prints

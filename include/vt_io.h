@@ -33,6 +33,7 @@ struct vt_out {
 	char *path;     /* destination (owned copy) */
 	char *tmp_path; /* temporary file beside it (owned) */
 	uint64_t off;   /* bytes written so far */
+	uint64_t kicked; /* bytes whose writeback has been started */
 };
 
 int vt_out_open(struct vt_out *out, const char *path, struct vt_err *err);

@@ -56,9 +56,11 @@ double vt_rng_normal(struct vt_rng *r);
  * init->seed before the first call. */
 void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n);
 
-/* Generates n elements of an VT_STORAGE_INIT storage (float32, or int64 constants). */
+/* Generates all of a VT_STORAGE_INIT storage (float32, or int64 constants) into out, on every
+ * CPU: blocks of 2^18 elements have generators of their own (storage.c), so the values do not
+ * depend on the thread count or on how a stream is chunked. */
 struct vt_storage;
-int vt_storage_generate(struct vt_rng *r, const struct vt_storage *s, void *out, size_t n, struct vt_err *err);
+int vt_storage_generate(const struct vt_storage *s, void *out, struct vt_err *err);
 
 enum vt_storage_src { VT_STORAGE_FILE, VT_STORAGE_INIT, VT_STORAGE_MEM, VT_STORAGE_CAST };
 

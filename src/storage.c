@@ -1,5 +1,6 @@
 /* storage.c - where a storage's bytes come from: the generator behind fresh layers
- * (xoshiro256** seeded per storage, Marsaglia's polar method for normals), and reading a
+ * (xoshiro256** seeded per block of 2^18 elements of a storage, made on every CPU; Marsaglia's polar
+ * method for normals), and reading a
  * tensor's elements from its source file, its generator or memory into a contiguous buffer
  * (the training path, safetensors writing of strided tensors), and streaming a storage's bytes
  * chunk by chunk to a writer (vt_storage_stream: checkpoint conversion, casts); for
@@ -8,9 +9,11 @@
 #include "vt_pth.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vt_cast.h"
 #include "vt_zip.h"
@@ -73,10 +76,42 @@ double vt_rng_normal(struct vt_rng *r)
 	return u * f;
 }
 
+/* n normals x a, the values vt_rng_normal would give one by one (a fresh r, no spare):
+ * accepted pairs are drawn first, a batch at a time, and their logarithms and square roots
+ * taken in a second loop, whose iterations do not depend on each other and so overlap in
+ * the CPU (about 1.5x faster here than one call per value). */
+static void normal_fill(struct vt_rng *r, double a, float *out, size_t n)
+{
+	enum { PAIRS = 64 };
+	double u[PAIRS], v[PAIRS], q[PAIRS];
+	size_t i = 0;
+
+	while (i < n) {
+		size_t want = (n - i + 1) / 2, k, m = want < PAIRS ? want : PAIRS;
+		for (k = 0; k < m; k++) {
+			do {
+				u[k] = 2.0 * vt_rng_uniform(r) - 1.0;
+				v[k] = 2.0 * vt_rng_uniform(r) - 1.0;
+				q[k] = u[k] * u[k] + v[k] * v[k];
+			} while (q[k] >= 1.0 || q[k] == 0.0);
+		}
+		for (k = 0; k < m; k++) {
+			double f = sqrt(-2.0 * log(q[k]) / q[k]);
+			out[i++] = (float)(a * (u[k] * f));
+			if (i < n)
+				out[i++] = (float)(a * (v[k] * f));
+		}
+	}
+}
+
 void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size_t n)
 {
 	size_t i;
 
+	if (init->kind == VT_INIT_NORMAL && !r->has_spare) {
+		normal_fill(r, init->a, out, n);
+		return;
+	}
 	for (i = 0; i < n; i++) {
 		switch (init->kind) {
 		case VT_INIT_NORMAL:
@@ -94,17 +129,91 @@ void vt_init_fill(struct vt_rng *r, const struct vt_init *init, float *out, size
 	}
 }
 
-int vt_storage_generate(struct vt_rng *r, const struct vt_storage *s, void *out, size_t n, struct vt_err *err)
+/* A generated storage is made of blocks of GEN_BLOCK elements, block b drawn from its own
+ * generator seeded with init.seed ^ b * golden (block 0: init.seed itself), so that any
+ * range can be made without the ones before it, and blocks in parallel. */
+enum { GEN_BLOCK = 1 << 18, GEN_GROUP = 16, GEN_THREADS = 8 };
+
+static void gen_block(const struct vt_storage *s, uint64_t b, float *out, size_t n)
 {
-	size_t i;
+	struct vt_rng r;
+
+	vt_rng_seed(&r, s->init.seed ^ (b * 0x9e3779b97f4a7c15ULL));
+	vt_init_fill(&r, &s->init, out, n);
+}
+
+struct gen_job {
+	const struct vt_storage *s;
+	uint64_t first;  /* element, a multiple of GEN_BLOCK */
+	size_t n;        /* elements */
+	float *out;
+	int part, parts; /* this thread takes blocks part, part + parts, ... */
+	pthread_t th;
+};
+
+static void *gen_worker(void *arg)
+{
+	struct gen_job *j = arg;
+	size_t nb = (j->n + GEN_BLOCK - 1) / GEN_BLOCK, k;
+
+	for (k = (size_t)j->part; k < nb; k += (size_t)j->parts) {
+		size_t m = k + 1 < nb ? GEN_BLOCK : j->n - k * GEN_BLOCK;
+		gen_block(j->s, j->first / GEN_BLOCK + k, j->out + k * GEN_BLOCK, m);
+	}
+	return NULL;
+}
+
+static int gen_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > GEN_THREADS ? GEN_THREADS : (int)n;
+}
+
+/* Starts making n float32 elements from element first (block-aligned) on the CPUs; jobs
+ * holds GEN_THREADS; returns how many threads run (0: done already, in this thread). */
+static int gen_start(struct gen_job *jobs, const struct vt_storage *s, uint64_t first, float *out, size_t n)
+{
+	int parts = gen_threads(), i, started = 0;
+
+	if (n > GEN_BLOCK && parts > 1)
+		for (i = 0; i < parts; i++) {
+			jobs[i] = (struct gen_job){ s, first, n, out, i, parts, 0 };
+			if (pthread_create(&jobs[i].th, NULL, gen_worker, &jobs[i]) != 0)
+				break;
+			started++;
+		}
+	if (started < parts) { /* no threads (or fewer): this one makes the rest */
+		struct gen_job rest = { s, first, n, out, started, parts, 0 };
+		int p;
+		for (p = started; p < parts; p++) {
+			rest.part = p;
+			gen_worker(&rest);
+		}
+	}
+	return started;
+}
+
+static void gen_join(struct gen_job *jobs, int started)
+{
+	int i;
+
+	for (i = 0; i < started; i++)
+		pthread_join(jobs[i].th, NULL);
+}
+
+int vt_storage_generate(const struct vt_storage *s, void *out, struct vt_err *err)
+{
+	uint64_t i;
 
 	if (s->dtype == VT_F32) {
-		vt_init_fill(r, &s->init, out, n);
+		struct gen_job jobs[GEN_THREADS];
+		gen_join(jobs, gen_start(jobs, s, 0, out, (size_t)s->numel));
 		return 0;
 	}
 	if (s->dtype == VT_I64) { /* counters such as num_batches_tracked */
 		int64_t v = (int64_t)s->init.a;
-		for (i = 0; i < n; i++)
+		for (i = 0; i < s->numel; i++)
 			memcpy((char *)out + 8 * i, &v, 8);
 		return 0;
 	}
@@ -228,25 +337,48 @@ static int stream_inflated(const struct vt_storage *s, const struct vt_src *src,
 	return rc;
 }
 
+/* Groups of GEN_GROUP blocks, each made on the CPUs while the one before goes to the sink. */
 static int stream_generated(const struct vt_storage *s, struct clip *c, struct vt_err *err)
 {
-	int es = vt_dtype_info(s->dtype)->size;
-	size_t per = CHUNK / (size_t)es;
-	unsigned char *buf = malloc(CHUNK);
-	uint64_t left = s->numel;
-	struct vt_rng r;
-	int rc = 0;
+	size_t group = (size_t)GEN_GROUP * GEN_BLOCK, es = (size_t)vt_dtype_info(s->dtype)->size;
+	float *buf[2];
+	struct gen_job jobs[GEN_THREADS];
+	uint64_t at = 0;
+	int rc = 0, cur = 0, started;
 
-	if (!buf)
-		return vt_err_set(err, VT_ENOMEM, "out of memory");
-	vt_rng_seed(&r, s->init.seed);
-	while (left > 0 && c->left > 0 && rc == 0) {
-		size_t n = left < per ? (size_t)left : per;
-		if ((rc = vt_storage_generate(&r, s, buf, n, err)) == 0)
-			rc = clip_put(c, buf, n * (size_t)es, err);
-		left -= n;
+	if (s->dtype != VT_F32) { /* constants: small, made whole */
+		void *all = NULL;
+		if ((rc = vt_storage_read(s, NULL, &all, err)) == 0)
+			rc = clip_put(c, all, (size_t)vt_storage_nbytes(s), err);
+		free(all);
+		return rc;
 	}
-	free(buf);
+	if (group > s->numel)
+		group = (size_t)s->numel;
+	buf[0] = malloc(group * es);
+	buf[1] = malloc(group * es);
+	if (!buf[0] || !buf[1]) {
+		free(buf[0]);
+		free(buf[1]);
+		return vt_err_set(err, VT_ENOMEM, "out of memory");
+	}
+	started = gen_start(jobs, s, 0, buf[0], (size_t)(s->numel < group ? s->numel : group));
+	while (at < s->numel) {
+		size_t n = (size_t)(s->numel - at < group ? s->numel - at : group);
+		uint64_t next = at + n;
+		gen_join(jobs, started);
+		started = 0;
+		if (rc != 0 || c->left == 0)
+			break;
+		if (next < s->numel) /* the next group, while this one goes out */
+			started = gen_start(jobs, s, next, buf[!cur], (size_t)(s->numel - next < group ? s->numel - next : group));
+		rc = clip_put(c, (unsigned char *)buf[cur], n * es, err);
+		cur = !cur;
+		at = next;
+	}
+	gen_join(jobs, started);
+	free(buf[0]);
+	free(buf[1]);
 	return rc;
 }
 
@@ -314,9 +446,7 @@ int vt_storage_read(const struct vt_storage *s, const struct vt_src *src, void *
 	if (s->src == VT_STORAGE_MEM) {
 		memcpy(buf, s->mem, (size_t)nbytes);
 	} else if (s->src == VT_STORAGE_INIT) {
-		struct vt_rng r;
-		vt_rng_seed(&r, s->init.seed);
-		rc = vt_storage_generate(&r, s, buf, (size_t)s->numel, err);
+		rc = vt_storage_generate(s, buf, err);
 	} else if (s->src == VT_STORAGE_CAST) {
 		struct membuf m = { buf, 0 };
 		rc = vt_storage_stream(s, src, 0, s->numel, mem_put, &m, err);

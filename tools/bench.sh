@@ -179,6 +179,8 @@ vs=$(measure "$V" save-weights "$F" -o "$D/out_v.safetensors")
 echo "$cpt $cps $vt" | awk '{ printf "conversion vs copying the same file: cp %.3f s, cp + sync %.3f s, vggtl save-weights (fsync included) %.3f s = %.2fx cp, %.2fx cp + sync (target <= 1.2x)\n", $1, $3, $5, $5 / $1, $5 / $3 }'
 echo "$cps $vs" | awk '{ printf "to safetensors: vggtl save-weights -o x.safetensors %.3f s, %.1f MiB = %.2fx cp + sync\n", $3, $4 / 1024, $3 / $1 }'
 rm -f "$D/out_v.safetensors"
+ext=$(measure "$V" extend --arch vgg16 --add-linear 1000:10 -o "$D/out_v.pth")
+echo "$cps $ext" | awk '{ printf "fresh weights: vggtl extend --arch vgg16 (138M normals made on every CPU, fsync included) %.3f s = %.2fx cp + sync of its file (target <= 2x)\n", $3, $3 / $1 }'
 echo "(speed and memory columns: Python / vggtl; greater is better for vggtl)"
 
 # Training and evaluation: VGG16 + add_linear on the bundled sample (32x32, batch 64), both
