@@ -1,10 +1,10 @@
 /* storage.c - where a storage's bytes come from: the generator behind fresh layers
- * (xoshiro256** seeded per block of 2^18 elements of a storage, made on every CPU; Marsaglia's polar
- * method for normals), and reading a
- * tensor's elements from its source file, its generator or memory into a contiguous buffer
- * (the training path, safetensors writing of strided tensors), and streaming a storage's bytes
- * chunk by chunk to a writer (vt_storage_stream: checkpoint conversion, casts); for
- * vt_storage_read a storage in a deflated zip record is inflated whole.
+ * (xoshiro256** seeded per block of 2^18 elements of a storage, blocks made on every CPU;
+ * Marsaglia's polar method for normals), reading a tensor's elements from its source file,
+ * its generator or memory into a contiguous buffer (the training path, safetensors writing
+ * of strided tensors), and streaming a storage's bytes chunk by chunk to a writer
+ * (vt_storage_stream: checkpoint conversion, casts); for vt_storage_read a storage in a
+ * deflated zip record is inflated whole.
  */
 #include "vt_pth.h"
 

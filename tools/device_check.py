@@ -13,7 +13,15 @@ that torch (tools/device_check.sh does both). Against torch on the same device i
   load in Python, and PyTorch's SGD takes the optimizer state;
 - --freeze features on the device (the folded first-Linear update, its non-CPU branch) ends
   within 1e-3 of the same run on the CPU;
-and prints vggtl's and PyTorch's training speed on the device. Prints TAP lines.
+and prints vggtl's and PyTorch's training speed on the device. For --precision bf16 and fp16
+(mixed precision, with GradScaler's loss scaling for fp16 training) on the device it checks:
+- predict --logits against torchvision under torch.autocast on the same device, within 4
+  ulps of the precision at the largest logit (16-bit products, sums in fp32);
+- eval agrees with fp32 eval (accuracy within 2 of 200 images);
+- one epoch of full fine-tuning runs with a finite loss, the checkpoint holds fp32 weights,
+  and for fp16 a 'scaler' that torch.amp.GradScaler("cuda") loads;
+and prints images/s of vggtl and of PyTorch under autocast (+ GradScaler) for each.
+Prints TAP lines.
 """
 import json
 import os
@@ -35,6 +43,75 @@ check, vggtl = tt.check, tt.vggtl
 
 def logits_match(model, weights, tmp, name):
     tt.logits_match(model, weights, tmp, name, device=DEV, tol=1e-3)  # TF32 convolutions on CUDA
+
+
+def precision_checks(tmp, j):
+    """bf16 and fp16 on the device against torch.autocast there (see the docstring)."""
+    rng = np.random.default_rng(2)
+    files = []
+    for i in range(4):
+        files.append(j(f"prec_{i}.png"))
+        tt.Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(files[-1])
+    x = torch.stack([(torch.from_numpy(np.array(tt.Image.open(f))).permute(2, 0, 1).float() / 255 - tt.MEAN) / tt.STD
+                     for f in files])
+    m = tt.vgg16_add_linear().eval()
+    torch.save(m.state_dict(), j("prec.pth"))
+    e32 = json.loads(vggtl("eval", j("prec.pth"), "--json", "--device", DEV).stdout or "{}")
+    for prec, dt, bits in (("bf16", torch.bfloat16, 8), ("fp16", torch.float16, 11)):
+        r = vggtl("predict", j("prec.pth"), "--logits", "--device", DEV, "--precision", prec, *files)
+        if check(r.returncode == 0, f"predict --precision {prec} on {DEV} runs", r.stderr):
+            got = np.array([[float(v) for v in ln.split("\t")[1].split()] for ln in r.stdout.strip().split("\n")])
+            with torch.no_grad(), torch.autocast("cuda", dtype=dt):
+                ref = m.to(DEV)(x.to(DEV)).float().cpu().numpy()
+            m.cpu()
+            largest = np.abs(ref).max()
+            tol = 4 * 2.0 ** (np.floor(np.log2(largest)) - (bits - 1))
+            d = np.abs(got - ref).max()
+            check(d <= tol, f"{prec} logits equal torchvision's under torch.autocast on {DEV} within 4 ulps "
+                  f"({d:.3g} <= {tol:.3g})")
+        e = json.loads(vggtl("eval", j("prec.pth"), "--json", "--device", DEV, "--precision", prec).stdout or "{}")
+        check(e and e32 and abs(e["accuracy"] - e32["accuracy"]) <= 0.01,
+              f"eval --precision {prec} agrees with fp32 (accuracy within 2 of 200 images)", f"{e} {e32}")
+        if e:
+            print(f"# eval --precision {prec} on {DEV}: {e['images_per_s']:.0f} img/s "
+                  f"(fp32 {e32.get('images_per_s', 0):.0f})")
+        r = vggtl("train", j("prec.pth"), "--device", DEV, "--precision", prec, "--epochs", 1, "--seed", 7,
+                  "--checkpoint-dir", j(f"ck_{prec}"), "--metrics", j(f"m_{prec}.jsonl"))
+        if not check(r.returncode == 0 and "nan" not in r.stdout, f"train --precision {prec} on {DEV}: 1 epoch, finite loss",
+                     r.stderr[-1500:]):
+            continue
+        steps = [json.loads(ln) for ln in open(j(f"m_{prec}.jsonl")) if '"step"' in ln]
+        if steps:
+            print(f"# vggtl full fine-tuning --precision {prec} on {DEV}: "
+                  f"{np.median([s['images_per_s'] for s in steps]):.0f} img/s; {r.stderr.strip().splitlines()[-1]}")
+        ck = torch.load(j(f"ck_{prec}", "epoch_1.pth"), weights_only=False)
+        check(all(t.dtype == torch.float32 for t in ck["model_state_dict"].values()),
+              f"the {prec} checkpoint holds fp32 weights")
+        if prec == "fp16":
+            try:
+                sc = torch.amp.GradScaler("cuda")
+                sc.load_state_dict(ck["scaler"])
+                check(sc.state_dict() == ck["scaler"], "GradScaler('cuda') takes the fp16 checkpoint's scaler", ck["scaler"])
+            except Exception as ex:  # noqa: BLE001
+                check(False, "GradScaler('cuda') takes the fp16 checkpoint's scaler", ex)
+        # PyTorch's speed under autocast (+ GradScaler for fp16), same model and batch
+        net = tt.vgg16_add_linear().to(DEV).train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        scaler = torch.amp.GradScaler("cuda", enabled=prec == "fp16")
+        xb = torch.randn(64, 3, 32, 32, device=DEV)
+        yb = torch.randint(0, 10, (64,), device=DEV)
+        for k in range(60):
+            if k == 10:
+                torch.cuda.synchronize(DEV)
+                t = time.perf_counter()
+            opt.zero_grad()
+            with torch.autocast("cuda", dtype=dt):
+                out = net(xb)
+            scaler.scale(nn.functional.cross_entropy(out.float(), yb)).backward()
+            scaler.step(opt)
+            scaler.update()
+        torch.cuda.synchronize(DEV)
+        print(f"# PyTorch full fine-tuning under autocast {prec} on {DEV}: {50 * 64 / (time.perf_counter() - t):.0f} img/s")
 
 
 def main():
@@ -99,6 +176,9 @@ def main():
             check(worst <= 1e-3, f"--freeze features on {DEV} ends within 1e-3 of the CPU run (worst {worst:.3g})")
         else:
             check(False, f"--freeze features on {DEV} and on the CPU", r_dev.stderr + r_cpu.stderr)
+
+        if DEV.startswith("cuda"):
+            precision_checks(tmp, j)
 
         # PyTorch's own speed on the device, for the same model and batch (a reference, not a check)
         if DEV.startswith("cuda"):
