@@ -110,6 +110,27 @@ def case_logits():
           "--precision fp32 (the default) stays torchvision's fp32", r32)
     e = vggtl("eval", "v11.pth", "--data", "tiny", "--precision", "bf16", "--json", "--threads", 2, env=BF16)
     check(e.rc == 0 and '"accuracy"' in e.out, "eval --precision bf16 runs", e)
+    # batch norm: bf16 activations into fp32 running statistics and affine terms
+    b = torchvision.models.vgg11_bn(num_classes=10)
+    with torch.no_grad():
+        for mod in b.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
+    b.eval()
+    torch.save(b, path("v11bn.pth"))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = b(x.contiguous(memory_format=torch.channels_last)).float().numpy()
+    r = vggtl("predict", "v11bn.pth", *files, "--logits", "--precision", "bf16", "--threads", 2, env=BF16)
+    if check(r.rc == 0, "predict --precision bf16 on vgg11_bn runs", r):
+        got = logits(r)
+        largest = np.abs(ref).max()
+        tol = 2 * 2.0 ** (math.floor(math.log2(largest)) - 7) + 1e-6  # + the printed digits
+        d = np.abs(got - ref).max()
+        check(d <= tol, f"vgg11_bn bf16 logits equal torchvision's under torch.autocast within 2 bf16 ulps "
+              f"({d:.3g} <= {tol:.3g})")
 
 
 def case_train():
