@@ -769,6 +769,7 @@ static void test_generated(void)
 	struct vt_err err = { 0 };
 	uint64_t n = 16 * 262144 * 2 + 262144 + 1001; /* two groups of 16 blocks, one block, a part */
 	float *whole = NULL, *part = malloc(3000 * sizeof(float)), first[8];
+	unsigned char *all = malloc((size_t)n * 4);
 	struct collect c = { NULL, 0, (size_t)n * 4, 0 };
 	struct vt_rng r;
 	int rc, i, same = 1;
@@ -780,7 +781,7 @@ static void test_generated(void)
 	g.init.kind = VT_INIT_NORMAL;
 	g.init.a = 0.5;
 	g.init.seed = 12345;
-	c.p = malloc((size_t)n * 4);
+	c.p = all;
 	rc = vt_storage_read(&g, NULL, (void **)&whole, &err);
 	CHECK(rc == 0 && vt_storage_stream(&g, NULL, 0, n, collect_put, &c, &err) == 0 && c.used == n * 4 &&
 	      memcmp(c.p, whole, (size_t)n * 4) == 0, "a generated storage of %llu floats: streamed = read whole",
@@ -807,7 +808,7 @@ static void test_generated(void)
 	CHECK(whole[262144] != whole[0] && whole[262144] != first[0], "block 1 has a stream of its own");
 	free(whole);
 	free(part);
-	free(c.p == (unsigned char *)part ? NULL : c.p);
+	free(all);
 }
 
 int main(void)
