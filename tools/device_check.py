@@ -45,6 +45,28 @@ def logits_match(model, weights, tmp, name):
     tt.logits_match(model, weights, tmp, name, device=DEV, tol=1e-3)  # TF32 convolutions on CUDA
 
 
+def torch_speed(dt=None):
+    """PyTorch's full fine-tuning images/s on the device for vgg16 + add_linear, batch 64: 50
+    timed steps after 10; under autocast to dt, with GradScaler for float16, when dt is given."""
+    net = tt.vgg16_add_linear().to(DEV).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=dt == torch.float16)
+    x = torch.randn(64, 3, 32, 32, device=DEV)
+    y = torch.randint(0, 10, (64,), device=DEV)
+    for k in range(60):
+        if k == 10:
+            torch.cuda.synchronize(DEV)
+            t = time.perf_counter()
+        opt.zero_grad()
+        with torch.autocast("cuda", dtype=dt or torch.float16, enabled=dt is not None):
+            out = net(x)
+        scaler.scale(nn.functional.cross_entropy(out.float(), y)).backward()
+        scaler.step(opt)
+        scaler.update()
+    torch.cuda.synchronize(DEV)
+    return 50 * 64 / (time.perf_counter() - t)
+
+
 def precision_checks(tmp, j):
     """bf16 and fp16 on the device against torch.autocast there (see the docstring)."""
     rng = np.random.default_rng(2)
@@ -95,23 +117,7 @@ def precision_checks(tmp, j):
             except Exception as ex:  # noqa: BLE001
                 check(False, "GradScaler('cuda') takes the fp16 checkpoint's scaler", ex)
         # PyTorch's speed under autocast (+ GradScaler for fp16), same model and batch
-        net = tt.vgg16_add_linear().to(DEV).train()
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        scaler = torch.amp.GradScaler("cuda", enabled=prec == "fp16")
-        xb = torch.randn(64, 3, 32, 32, device=DEV)
-        yb = torch.randint(0, 10, (64,), device=DEV)
-        for k in range(60):
-            if k == 10:
-                torch.cuda.synchronize(DEV)
-                t = time.perf_counter()
-            opt.zero_grad()
-            with torch.autocast("cuda", dtype=dt):
-                out = net(xb)
-            scaler.scale(nn.functional.cross_entropy(out.float(), yb)).backward()
-            scaler.step(opt)
-            scaler.update()
-        torch.cuda.synchronize(DEV)
-        print(f"# PyTorch full fine-tuning under autocast {prec} on {DEV}: {50 * 64 / (time.perf_counter() - t):.0f} img/s")
+        print(f"# PyTorch full fine-tuning under autocast {prec} on {DEV}: {torch_speed(dt):.0f} img/s")
 
 
 def main():
@@ -183,19 +189,7 @@ def main():
         # PyTorch's own speed on the device, for the same model and batch (a reference, not a check)
         if DEV.startswith("cuda"):
             torch.backends.cudnn.benchmark = True
-            net = tt.vgg16_add_linear().to(DEV).train()
-            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-            x = torch.randn(64, 3, 32, 32, device=DEV)
-            y = torch.randint(0, 10, (64,), device=DEV)
-            for k in range(60):
-                if k == 10:
-                    torch.cuda.synchronize(DEV)
-                    t = time.perf_counter()
-                opt.zero_grad()
-                nn.functional.cross_entropy(net(x), y).backward()
-                opt.step()
-            torch.cuda.synchronize(DEV)
-            print(f"# PyTorch vgg16+add_linear full fine-tuning on {DEV}: {50 * 64 / (time.perf_counter() - t):.0f} img/s")
+            print(f"# PyTorch vgg16+add_linear full fine-tuning on {DEV}: {torch_speed():.0f} img/s")
     print(f"1..{tt.N}")
     return 1 if tt.FAILED else 0
 
